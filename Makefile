@@ -1,0 +1,41 @@
+# The two quickstart commands are `make run` and `make test`; both set up everything they need.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NPM_STAMP := tests/npm/node_modules/.installed
+PYTEST_ARGS ?=
+# The npm clients (heroku, cloudmailin) are installed once tests/npm pins them.
+NPM_DEPS := $(if $(wildcard tests/npm/package-lock.json),$(NPM_STAMP))
+
+.PHONY: run test lint bench venv clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || "$$(bin/find-python)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+$(NPM_STAMP): tests/npm/package-lock.json
+	npm ci --prefix tests/npm --no-audit --no-fund --loglevel=error
+	touch $(NPM_STAMP)
+
+venv: $(STAMP)
+
+## Run the whole service (web, smtp, worker) on embedded PostgreSQL and Redis unless DATABASE_URL/REDIS_URL are set.
+run: $(STAMP) $(NPM_DEPS)
+	$(PY) -m dev.run
+
+## Run the whole test suite against real PostgreSQL and Redis (embedded unless DATABASE_URL/REDIS_URL are set).
+test: $(STAMP) $(NPM_DEPS)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) -m bench.provision
+	$(PY) -m bench.inbound
+
+clean:
+	rm -rf $(VENV) tests/npm/node_modules .data

@@ -1,0 +1,45 @@
+"""The Flask app (web process) and the domain shared by all processes.
+
+`create_app` is the only entry point; nothing is configured at import time (Flask's flaskr pattern).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+
+from .settings import Settings, get_settings
+
+MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or get_settings()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
+        # Partner API bodies are small; this caps what a hostile client can make us read.
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        TESTING=settings.testing,
+    )
+    app.extensions["cloudmailin_settings"] = settings
+    logging.basicConfig(level=settings.log_level)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    from .db import db, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR)
+
+    from .views import errors, health
+
+    errors.init_app(app)
+    app.register_blueprint(health.bp)
+    return app

@@ -1,0 +1,45 @@
+"""The history of inbound deliveries: one row per message and target (spec/inbound.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, utcnow
+
+# Statuses that are not an HTTP code.
+CLIENT_TIMEOUT = "client_timeout"
+UNREACHABLE = "unreachable"
+REJECTED_SIZE = "rejected_size"
+REJECTED_QUOTA = "rejected_quota"
+
+
+class InboundMessage(Base):
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        Index("ix_inbound_messages_resource_received", "resource_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"))
+    address_id: Mapped[int | None] = mapped_column(ForeignKey("addresses.id", ondelete="SET NULL"))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    envelope_from: Mapped[str] = mapped_column(Text, default="")
+    envelope_to: Mapped[str] = mapped_column(Text)
+    recipients: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    message_id: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    spf_result: Mapped[str | None] = mapped_column(String(16))
+    tls: Mapped[bool] = mapped_column(Boolean, default=False)
+    remote_ip: Mapped[str | None] = mapped_column(String(64))
+    target_url: Mapped[str | None] = mapped_column(Text)
+    # The HTTP code as text ("201") or one of the named statuses above.
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    smtp_reply: Mapped[str] = mapped_column(Text)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    target_ms: Mapped[int | None] = mapped_column(Integer)

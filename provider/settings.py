@@ -1,0 +1,148 @@
+"""The one place that reads the environment.
+
+Every process (web, smtp, worker, the development runner) builds a `Settings` from `os.environ`
+through `load_settings`; nothing else in the code base reads environment variables. Tests build
+their own `Settings` with `load_settings(env)` so they never depend on the machine's environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+PROVISIONING_MODES = ("sync", "async")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; raised at start-up so a bad deploy fails loudly."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Heroku Postgres hands out `postgres://`, which SQLAlchemy no longer accepts; pin psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str
+    # Flask session signing; and the key (Fernet, urlsafe base64 of 32 bytes) for secrets at rest.
+    secret_key: str
+    encryption_key: str
+
+    # Heroku partner protocol (values come from the add-on manifest, which holds placeholders).
+    addon_id: str = "cloudmailin"
+    addon_password: str = ""
+    sso_salt: str = ""
+    oauth_client_secret: str = ""
+    heroku_api_url: str = "https://api.heroku.com"
+    heroku_id_url: str = "https://id.heroku.com"
+    provisioning_mode: str = "sync"
+
+    # What users see in their config vars.
+    inbound_domain: str = "cloudmailin.net"
+    smtp_public_host: str = "smtp.cloudmailin.net"
+    smtp_public_port: int = 587
+    public_url: str = "http://localhost:5000"
+
+    # SMTP edge listeners.
+    smtp_bind_host: str = "127.0.0.1"
+    smtp_mx_port: int = 2500
+    smtp_submission_port: int = 2525
+    smtp_hostname: str = "mx.cloudmailin.local"
+    smtp_tls_cert: str = ""
+    smtp_tls_key: str = ""
+    smtp_data_dir: str = ".data"
+    smtp_max_sessions: int = 500
+    smtp_command_timeout: float = 300.0
+    target_timeout: float = 30.0
+    dns_nameservers: str = ""
+
+    log_level: str = "INFO"
+    testing: bool = False
+
+    @property
+    def sync_provisioning(self) -> bool:
+        return self.provisioning_mode == "sync"
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from an environment mapping (the process environment by default)."""
+    env = os.environ if env is None else env
+    database_url = env.get("DATABASE_URL", "")
+    redis_url = env.get("REDIS_URL", "")
+    if not database_url:
+        raise SettingsError("DATABASE_URL is not set (make run starts an embedded PostgreSQL)")
+    if not redis_url:
+        raise SettingsError("REDIS_URL is not set (make run starts an embedded Redis)")
+    encryption_key = env.get("ENCRYPTION_KEY", "")
+    if not encryption_key:
+        raise SettingsError("ENCRYPTION_KEY is not set (generate one with `make run` or app.json)")
+    mode = env.get("PROVISIONING_MODE", "sync")
+    if mode not in PROVISIONING_MODES:
+        raise SettingsError(f"PROVISIONING_MODE must be one of {PROVISIONING_MODES}, got {mode!r}")
+    return Settings(
+        database_url=normalise_database_url(database_url),
+        redis_url=redis_url,
+        secret_key=env.get("SECRET_KEY", "") or encryption_key,
+        encryption_key=encryption_key,
+        addon_id=env.get("HEROKU_ADDON_ID", "cloudmailin"),
+        addon_password=env.get("HEROKU_ADDON_PASSWORD", ""),
+        sso_salt=env.get("HEROKU_SSO_SALT", ""),
+        oauth_client_secret=env.get("HEROKU_OAUTH_CLIENT_SECRET", ""),
+        heroku_api_url=env.get("HEROKU_API_URL", "https://api.heroku.com").rstrip("/"),
+        heroku_id_url=env.get("HEROKU_ID_URL", "https://id.heroku.com").rstrip("/"),
+        provisioning_mode=mode,
+        inbound_domain=env.get("INBOUND_DOMAIN", "cloudmailin.net").lower(),
+        smtp_public_host=env.get("SMTP_PUBLIC_HOST", "smtp.cloudmailin.net"),
+        smtp_public_port=_int(env, "SMTP_PUBLIC_PORT", 587),
+        public_url=env.get("PUBLIC_URL", "http://localhost:5000").rstrip("/"),
+        smtp_bind_host=env.get("SMTP_BIND_HOST", "127.0.0.1"),
+        smtp_mx_port=_int(env, "SMTP_MX_PORT", 2500),
+        smtp_submission_port=_int(env, "SMTP_SUBMISSION_PORT", 2525),
+        smtp_hostname=env.get("SMTP_HOSTNAME", "mx.cloudmailin.local"),
+        smtp_tls_cert=env.get("SMTP_TLS_CERT", ""),
+        smtp_tls_key=env.get("SMTP_TLS_KEY", ""),
+        smtp_data_dir=env.get("SMTP_DATA_DIR", ".data"),
+        smtp_max_sessions=_int(env, "SMTP_MAX_SESSIONS", 500),
+        smtp_command_timeout=_float(env, "SMTP_COMMAND_TIMEOUT", 300.0),
+        target_timeout=_float(env, "TARGET_TIMEOUT", 30.0),
+        dns_nameservers=env.get("DNS_NAMESERVERS", ""),
+        log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        testing=_bool(env.get("TESTING", "")),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once; processes call this at start-up, never at import time."""
+    return load_settings()

@@ -1,0 +1,32 @@
+import pytest
+
+from provider.settings import SettingsError, load_settings
+
+BASE = {"DATABASE_URL": "postgres://u:p@h/db", "REDIS_URL": "redis://h", "ENCRYPTION_KEY": "k"}
+
+
+def test_heroku_postgres_scheme_is_accepted_and_pinned_to_psycopg():
+    assert load_settings(BASE).database_url == "postgresql+psycopg://u:p@h/db"
+
+
+@pytest.mark.parametrize("missing", ["DATABASE_URL", "REDIS_URL", "ENCRYPTION_KEY"])
+def test_missing_required_setting_names_the_variable(missing):
+    env = {k: v for k, v in BASE.items() if k != missing}
+    with pytest.raises(SettingsError, match=missing):
+        load_settings(env)
+
+
+def test_unknown_provisioning_mode_is_refused():
+    with pytest.raises(SettingsError, match="PROVISIONING_MODE"):
+        load_settings({**BASE, "PROVISIONING_MODE": "sometimes"})
+
+
+def test_malformed_number_is_refused_with_its_name():
+    with pytest.raises(SettingsError, match="SMTP_MX_PORT"):
+        load_settings({**BASE, "SMTP_MX_PORT": "twenty-five"})
+
+
+def test_defaults_are_synchronous_provisioning_and_secret_key_falls_back_to_encryption_key():
+    settings = load_settings(BASE)
+    assert settings.sync_provisioning
+    assert settings.secret_key == "k"
