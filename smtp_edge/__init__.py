@@ -1,0 +1,1 @@
+"""The SMTP edge: inbound MX and authenticated submission listeners (aiosmtpd)."""
