@@ -6,6 +6,7 @@ NPM_STAMP := tests/npm/node_modules/.installed
 PYTEST_ARGS ?=
 # The npm clients (heroku, cloudmailin) are installed once tests/npm pins them.
 NPM_DEPS := $(if $(wildcard tests/npm/package-lock.json),$(NPM_STAMP))
+TOOLS_STAMP := .data/tools/.installed
 
 .PHONY: run test lint bench venv clean
 
@@ -19,6 +20,10 @@ $(NPM_STAMP): tests/npm/package-lock.json
 	npm ci --prefix tests/npm --no-audit --no-fund --loglevel=error
 	touch $(NPM_STAMP)
 
+$(TOOLS_STAMP): bin/fetch-smtp-tools
+	bin/fetch-smtp-tools .data/tools
+	touch $(TOOLS_STAMP)
+
 venv: $(STAMP)
 
 ## Run the whole service (web, smtp, worker) on embedded PostgreSQL and Redis unless DATABASE_URL/REDIS_URL are set.
@@ -26,7 +31,7 @@ run: $(STAMP) $(NPM_DEPS)
 	$(PY) -m dev.run
 
 ## Run the whole test suite against real PostgreSQL and Redis (embedded unless DATABASE_URL/REDIS_URL are set).
-test: $(STAMP) $(NPM_DEPS)
+test: $(STAMP) $(NPM_DEPS) $(TOOLS_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
