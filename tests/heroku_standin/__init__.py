@@ -7,7 +7,13 @@ platform calls and log lines, and serves the SSO launch page. Tests read its mem
 
 from tests.heroku_standin.app import create_app
 from tests.heroku_standin.config import PlanListing, StandinConfig
-from tests.heroku_standin.server import RunningStandin, StandinInspector, bind, running_standin
+from tests.heroku_standin.server import (
+    RunningStandin,
+    StandinInspector,
+    bind,
+    running_standin,
+    serve_wsgi,
+)
 
 __all__ = [
     "PlanListing",
@@ -17,4 +23,5 @@ __all__ = [
     "bind",
     "create_app",
     "running_standin",
+    "serve_wsgi",
 ]

@@ -56,17 +56,32 @@ def bind(
 
 
 @contextlib.contextmanager
+def serving(server: BaseWSGIServer) -> Iterator[None]:
+    """Serve from a daemon thread for the `with` block, then shut down and close the socket."""
+    thread = threading.Thread(target=server.serve_forever, name="wsgi-server", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def serve_wsgi(app: Any, host: str = "127.0.0.1") -> Iterator[str]:
+    """Any WSGI app on a real socket at a free port; yields its base URL."""
+    server = make_server(host, 0, app, threaded=True)
+    with serving(server):
+        yield f"http://{host}:{server.server_port}"
+
+
+@contextlib.contextmanager
 def running_standin(config: StandinConfig, *, clock: Clock = utcnow) -> Iterator[RunningStandin]:
     """The stand-in on 127.0.0.1 at a free port, served from a thread for the `with` block."""
     running = bind(config, clock=clock)
-    thread = threading.Thread(target=running.server.serve_forever, name="heroku-standin", daemon=True)
-    thread.start()
-    try:
+    with serving(running.server):
         yield running
-    finally:
-        running.server.shutdown()
-        running.server.server_close()
-        thread.join(timeout=10)
 
 
 class StandinInspector:
