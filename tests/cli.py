@@ -3,7 +3,7 @@
 The environment is built from scratch so the CLI talks to nothing but 127.0.0.1: no telemetry
 (it would call backboard.heroku.com), no update checks or auto-update, and a private HOME, XDG
 folders and global git config (its init hook writes a credential helper into the *global* git
-config on every command). Details: /tmp/notes/heroku-cli.md, summarised in tests/npm/README.md.
+config on every command). Details: tests/npm/README.md.
 """
 
 from __future__ import annotations
