@@ -86,6 +86,8 @@ class Settings:
     smtp_command_timeout: float = 300.0
     target_timeout: float = 30.0
     dns_nameservers: str = ""
+    # Where mail to postmaster@INBOUND_DOMAIN is POSTed (JSON format); empty: accepted and logged.
+    postmaster_target_url: str = ""
 
     log_level: str = "INFO"
     testing: bool = False
@@ -137,6 +139,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_command_timeout=_float(env, "SMTP_COMMAND_TIMEOUT", 300.0),
         target_timeout=_float(env, "TARGET_TIMEOUT", 30.0),
         dns_nameservers=env.get("DNS_NAMESERVERS", ""),
+        postmaster_target_url=env.get("POSTMASTER_TARGET_URL", ""),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         testing=_bool(env.get("TESTING", "")),
     )
