@@ -1,44 +1,174 @@
-"""Starts the SMTP listeners and keeps them running until SIGTERM/SIGINT."""
+"""Starts the MX and submission listeners and keeps them running until SIGTERM/SIGINT.
+
+`EdgeServer` is the whole edge in one object, so `python -m smtp_edge`, the tests and the
+benchmarks run the same code: `await start()`, then `await stop()`. Sessions of both listeners
+count against one cap (SMTP_MAX_SESSIONS); a connection over it is answered 421 and closed
+before aiosmtpd sees it. Stopping first closes the listening sockets, then tells idle sessions
+421 and closes them, lets sessions that are delivering a message finish (up to a bound), and
+only then cuts whatever is left.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
+import socket
+from collections.abc import Callable
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP
 
+from provider.errors import ServiceBusy
 from provider.settings import Settings, get_settings
+
+from .context import EdgeContext
+from .mx import MxHandler
+from .protocol import EdgeSMTP, MxSMTP
+from .spf import DEFAULT_TIME_LIMIT
+from .submission import SubmissionHandler, SubmissionSMTP
+from .tls import server_tls_context
 
 log = logging.getLogger(__name__)
 
+BANNER = "ESMTP CloudMailin"
+SHUTDOWN_MARGIN = 5.0
 
-class RefuseAll:
-    """Until routing exists, every recipient is refused: never relay (RFC 5321 §3.6.2)."""
 
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
-    ) -> str:
-        return "550 5.1.1 No such recipient here"
+class _Busy(asyncio.Protocol):
+    """Stands in for a session over the cap: 421 and goodbye (RFC 5321 section 3.8)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(f"{ServiceBusy().smtp_reply}\r\n".encode("ascii"))
+        transport.close()
+
+
+def _hide_login_data_deprecation(record: logging.LogRecord) -> bool:
+    # aiosmtpd itself sets the deprecated Session.login_data after every successful AUTH.
+    return "login_data is deprecated" not in record.getMessage()
+
+
+class EdgeServer:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.sessions: set[EdgeSMTP] = set()
+        self.context: EdgeContext | None = None
+        self._servers: list[asyncio.Server] = []
+        # A message may take SPF time, parsing and the target's whole timeout after DATA.
+        self.processing_timeout = settings.target_timeout + DEFAULT_TIME_LIMIT + 60.0
+
+    @property
+    def mx_port(self) -> int:
+        return self._port(0)
+
+    @property
+    def submission_port(self) -> int:
+        return self._port(1)
+
+    def _port(self, index: int) -> int:
+        sockname = self._servers[index].sockets[0].getsockname()
+        return int(sockname[1])
+
+    async def start(self) -> None:
+        mail_log = logging.getLogger("mail.log")
+        if _hide_login_data_deprecation not in mail_log.filters:
+            mail_log.addFilter(_hide_login_data_deprecation)
+        settings = self.settings
+        self.context = context = EdgeContext(settings)
+        tls = server_tls_context(settings)
+        mx_handler = MxHandler(context)
+        submission_handler = SubmissionHandler(context)
+        common = {
+            "on_open": self.sessions.add,
+            "on_close": self.sessions.discard,
+            "processing_timeout": self.processing_timeout,
+            "hostname": settings.smtp_hostname,
+            "ident": BANNER,
+            "tls_context": tls,
+            "timeout": settings.smtp_command_timeout,
+            "enable_SMTPUTF8": True,
+            "data_size_limit": None,  # the handlers advertise and enforce SIZE themselves
+        }
+
+        def mx() -> EdgeSMTP:
+            return MxSMTP(mx_handler, **common)
+
+        def submission() -> EdgeSMTP:
+            return SubmissionSMTP(
+                submission_handler,
+                require_starttls=True,
+                auth_required=True,
+                auth_require_tls=True,
+                **common,
+            )
+
+        loop = asyncio.get_running_loop()
+        for factory, port in ((mx, settings.smtp_mx_port), (submission, settings.smtp_submission_port)):
+            server = await loop.create_server(
+                self._capped(factory),
+                host=settings.smtp_bind_host,
+                port=port,
+                family=socket.AF_UNSPEC,
+                reuse_address=True,
+            )
+            self._servers.append(server)
+        log.info(
+            "MX listener on %s:%s, submission on %s:%s",
+            settings.smtp_bind_host,
+            self.mx_port,
+            settings.smtp_bind_host,
+            self.submission_port,
+        )
+
+    def _capped(self, factory: Callable[[], SMTP]) -> Callable[[], asyncio.Protocol]:
+        def create() -> asyncio.Protocol:
+            if len(self.sessions) >= self.settings.smtp_max_sessions:
+                return _Busy()
+            return factory()
+
+        return create
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, end idle sessions with 421, give deliveries `grace` seconds."""
+        if grace is None:
+            grace = self.settings.target_timeout + SHUTDOWN_MARGIN
+        for server in self._servers:
+            server.close()
+        for session in list(self.sessions):
+            session.shut_down()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while any(session.busy for session in self.sessions) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for session in list(self.sessions):
+            if session.busy:
+                session.abort()
+            else:
+                session.shut_down()
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+        if self.context is not None:
+            await self.context.close()
+            self.context = None
 
 
 async def serve(settings: Settings) -> None:
+    edge = EdgeServer(settings)
+    await edge.start()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: SMTP(RefuseAll(), hostname=settings.smtp_hostname),
-        host=settings.smtp_bind_host,
-        port=settings.smtp_mx_port,
-    )
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("MX listener on %s:%s", settings.smtp_bind_host, settings.smtp_mx_port)
     await stop.wait()
-    server.close()
-    await server.wait_closed()
+    log.info("stopping: no new connections; letting deliveries in progress finish")
+    await edge.stop()
 
 
 def main() -> None:
     settings = get_settings()
     logging.basicConfig(level=settings.log_level)
+    if settings.log_level != "DEBUG":
+        # aiosmtpd logs every command at INFO, addresses included; keep its warnings only.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
     asyncio.run(serve(settings))

@@ -15,6 +15,8 @@ CLIENT_TIMEOUT = "client_timeout"
 UNREACHABLE = "unreachable"
 REJECTED_SIZE = "rejected_size"
 REJECTED_QUOTA = "rejected_quota"
+# Refused after DATA because the message could not be processed (554 5.6.0: over the parser's caps).
+REJECTED_CONTENT = "rejected_content"
 
 
 class InboundMessage(Base):

@@ -1,0 +1,173 @@
+"""The inbound history: one InboundMessage per message and target, and the queries over it.
+
+Rows are written by the SMTP edge after it has decided its reply (the refusals at RCPT, the
+target's verdict after DATA) and read by the dashboard and `GET .../incoming_statuses`.
+The target URL is stored as shown to people (a password in it masked), never with credentials.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.orm import Session
+
+from ..models import InboundMessage
+from ..models.base import utcnow
+from .addresses import display_target
+
+RESPONSE_BODY_LIMIT = 2048
+"""Characters of a failed response body kept (spec: the first 2 KB)."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Everything the history keeps about one message (or refusal) for one target."""
+
+    resource_id: str
+    address_id: int | None
+    envelope_from: str
+    envelope_to: str
+    status: str
+    smtp_reply: str
+    recipients: Sequence[str] = ()
+    message_id: str | None = None
+    subject: str | None = None
+    size: int = 0
+    spf_result: str | None = None
+    tls: bool = False
+    remote_ip: str | None = None
+    target_url: str | None = None
+    http_status: int | None = None
+    response_body: str | None = None
+    target_ms: int | None = None
+    received_at: datetime = field(default_factory=utcnow)
+
+
+def record_delivery(session: Session, delivery: Delivery) -> InboundMessage:
+    """Add the row; the caller commits (with the usage counter, when the message counted)."""
+    body = delivery.response_body
+    row = InboundMessage(
+        resource_id=delivery.resource_id,
+        address_id=delivery.address_id,
+        received_at=delivery.received_at,
+        envelope_from=_text(delivery.envelope_from),
+        envelope_to=_text(delivery.envelope_to),
+        recipients=[_text(r) for r in delivery.recipients],
+        message_id=_text(delivery.message_id),
+        subject=_text(delivery.subject),
+        size=delivery.size,
+        spf_result=delivery.spf_result,
+        tls=delivery.tls,
+        remote_ip=delivery.remote_ip,
+        target_url=display_target(delivery.target_url),
+        status=delivery.status,
+        http_status=delivery.http_status,
+        smtp_reply=delivery.smtp_reply,
+        response_body=_text(body[:RESPONSE_BODY_LIMIT]) if body is not None else None,
+        target_ms=delivery.target_ms,
+    )
+    session.add(row)
+    return row
+
+
+def _text(value: str | None) -> str | None:
+    """PostgreSQL text cannot hold NUL; headers and target bodies are outside our control."""
+    if value is None:
+        return None
+    return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+# --- Reading -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    status: str | None = None
+    to: str | None = None  # case-insensitive substring of the envelope recipient
+    sender: str | None = None  # case-insensitive substring of the envelope sender
+    subject: str | None = None  # case-insensitive substring
+    since: datetime | None = None  # received at or after
+    until: datetime | None = None  # received before
+
+
+class InvalidCursor(ValueError):
+    """A paging cursor this service did not hand out."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Keyset position: the last row of a page (newest first means: continue below it)."""
+
+    received_at: datetime
+    id: int
+
+    def encode(self) -> str:
+        raw = f"{self.received_at.isoformat()}|{self.id}".encode()
+        return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
+            stamp, _, ident = raw.partition("|")
+            received_at = datetime.fromisoformat(stamp)
+            if received_at.tzinfo is None:
+                raise ValueError("naive time")
+            return cls(received_at, int(ident))
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise InvalidCursor("cursor is not one this API returned") from None
+
+
+def _like(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def history_query(resource_id: str, filters: HistoryFilter) -> Select[tuple[InboundMessage]]:
+    """Newest first (received time, then id), served by ix_inbound_messages_resource_received."""
+    query = select(InboundMessage).where(InboundMessage.resource_id == resource_id)
+    if filters.status:
+        query = query.where(InboundMessage.status == filters.status)
+    if filters.to:
+        query = query.where(InboundMessage.envelope_to.ilike(_like(filters.to), escape="\\"))
+    if filters.sender:
+        query = query.where(InboundMessage.envelope_from.ilike(_like(filters.sender), escape="\\"))
+    if filters.subject:
+        query = query.where(InboundMessage.subject.ilike(_like(filters.subject), escape="\\"))
+    if filters.since:
+        query = query.where(InboundMessage.received_at >= filters.since)
+    if filters.until:
+        query = query.where(InboundMessage.received_at < filters.until)
+    return query.order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+
+
+def history_page(
+    session: Session,
+    resource_id: str,
+    filters: HistoryFilter,
+    *,
+    limit: int,
+    after: Cursor | None = None,
+) -> tuple[list[InboundMessage], Cursor | None]:
+    """One page of at most `limit` rows, and the cursor of the next page (None on the last)."""
+    query = history_query(resource_id, filters)
+    if after is not None:
+        query = query.where(
+            or_(
+                InboundMessage.received_at < after.received_at,
+                and_(
+                    InboundMessage.received_at == after.received_at,
+                    InboundMessage.id < after.id,
+                ),
+            )
+        )
+    rows = list(session.scalars(query.limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    return rows, Cursor(rows[-1].received_at, rows[-1].id)

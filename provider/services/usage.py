@@ -1,0 +1,56 @@
+"""Monthly message counters (the Usage table), read at RCPT and bumped after a delivery.
+
+One row per resource and calendar month (UTC), so a quota check is one primary-key read instead
+of a count over the history. Counting is an atomic upsert (INSERT ... ON CONFLICT DO UPDATE),
+so concurrent SMTP sessions never lose an increment and never race to create the row.
+
+What counts: a message the target accepted (2xx). Refused or deferred attempts do not, because
+the sending MTA retries them and one message must not be counted once per attempt. The check at
+RCPT and the increment after the POST are not one transaction, so sessions running at the same
+moment can each pass the check and overshoot the quota by at most the number of concurrent
+sessions for that resource; that is the price of not serialising deliveries on a lock.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from ..models import Usage
+from ..plans import Plan
+
+
+def month_start(when: datetime) -> date:
+    """The `period` key of `when`'s month; naive datetimes are taken as UTC."""
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return when.date().replace(day=1)
+
+
+def count_inbound(session: Session, resource_id: str, when: datetime, messages: int = 1) -> None:
+    """Add `messages` to the month's inbound counter; the caller commits."""
+    period = month_start(when)
+    statement = insert(Usage).values(
+        resource_id=resource_id, period=period, inbound=messages, outbound=0
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[Usage.resource_id, Usage.period],
+        set_={"inbound": Usage.inbound + statement.excluded.inbound},
+    )
+    session.execute(statement)
+
+
+def inbound_count(session: Session, resource_id: str, when: datetime) -> int:
+    used = session.scalar(
+        select(Usage.inbound).where(
+            Usage.resource_id == resource_id, Usage.period == month_start(when)
+        )
+    )
+    return int(used or 0)
+
+
+def quota_reached(plan: Plan, used: int) -> bool:
+    return used >= plan.inbound_per_month

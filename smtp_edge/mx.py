@@ -1,0 +1,215 @@
+"""The MX listener's handler: route at RCPT, POST after DATA, answer with the target's verdict.
+
+Flow of one transaction:
+- MAIL FROM: SIZE= over the largest plan's limit -> 552 5.3.4; the SPF check starts now, in a
+  worker thread, so its DNS time overlaps with RCPT and DATA.
+- RCPT TO: `routing.route_recipient` (one indexed query, in a DB thread). Recipients of a
+  second target -> 452 4.5.3. The first accepted recipient fixes the plan: SIZE= over its limit
+  -> 552 5.3.4, monthly quota used up -> 452 4.2.2; both refusals are recorded in the history.
+- DATA: the message is read up to the plan's limit (over it: 552 5.3.4 at the end, recorded,
+  no POST), parsed and rendered in a worker thread, POSTed, and the target's answer becomes the
+  reply. The delivery runs as its own task: a client that hangs up after the final dot does not
+  cancel a POST in flight, so the history always says what the target was told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from aiosmtpd.smtp import SMTP, Session
+
+from provider.errors import (
+    DomainError,
+    MessageTooBig,
+    QuotaExceeded,
+    SecondTarget,
+    TooManyRecipients,
+)
+from provider.models.base import utcnow
+from provider.models.inbound_message import REJECTED_CONTENT, REJECTED_QUOTA, REJECTED_SIZE
+from provider.plans import LARGEST_MESSAGE_BYTES
+from provider.services.history import Delivery
+from provider.services.routing import Route, route_recipient
+from provider.services.usage import quota_reached
+
+from .context import EdgeContext, Recording
+from .handlers import BaseHandler
+from .payloads import PreparedPost, prepare_post
+from .replies import POSTMASTER_OK, RCPT_OK, accepted, error_for
+from .spf import check_spf_async
+from .transaction import SessionFacts, Transaction, post_envelope, spf_verdict
+
+log = logging.getLogger(__name__)
+
+MAX_RECIPIENTS = 100
+"""Recipients per transaction (RFC 5321 section 4.5.3.1.8: at least 100 must be accepted)."""
+
+
+@dataclass(frozen=True)
+class _Message:
+    """One transaction's message, as the history sees it."""
+
+    route: Route
+    sender: str
+    recipients: list[str]
+    facts: SessionFacts
+    received_at: datetime
+    size: int = 0
+    spf: str | None = None
+    message_id: str | None = None
+    subject: str | None = None
+
+
+class MxHandler(BaseHandler):
+    max_message_bytes = LARGEST_MESSAGE_BYTES
+
+    def __init__(self, context: EdgeContext) -> None:
+        self.context = context
+        self.settings = context.settings
+
+    def mail_accepted(self, server: SMTP, session: Session, envelope: Transaction) -> None:
+        facts = SessionFacts.of(session)
+        envelope.spf_task = asyncio.create_task(
+            check_spf_async(self.context.resolver, facts.remote_ip, envelope.sender, facts.helo)
+        )
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Transaction, address: str, rcpt_options: list[str]
+    ) -> str:
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return TooManyRecipients().smtp_reply
+        try:
+            route = await self.context.in_db(route_recipient, self.settings, address, now=utcnow())
+        except Exception as exc:
+            return error_for(exc).smtp_reply
+        chosen = envelope.route
+        if chosen is not None:
+            if route.key != chosen.key:
+                return SecondTarget().smtp_reply
+            envelope.rcpt_tos.append(address)
+            return RCPT_OK
+        refusal = self._limits(route, envelope)
+        if refusal is not None:
+            error, status = refusal
+            message = _Message(route, envelope.sender, [address], SessionFacts.of(session), utcnow())
+            await self._record(message, status, error.smtp_reply)
+            return error.smtp_reply
+        envelope.route = route
+        envelope.rcpt_tos.append(address)
+        return RCPT_OK
+
+    @staticmethod
+    def _limits(route: Route, envelope: Transaction) -> tuple[DomainError, str] | None:
+        if envelope.declared_size is not None and envelope.declared_size > route.max_message_bytes:
+            return MessageTooBig(route.max_message_bytes), REJECTED_SIZE
+        if route.plan is not None and quota_reached(route.plan, route.inbound_this_month):
+            return QuotaExceeded(), REJECTED_QUOTA
+        return None
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Transaction) -> str:
+        route = envelope.route
+        assert route is not None  # DATA needs an accepted recipient, which sets the route
+        message = _Message(
+            route,
+            envelope.sender,
+            list(envelope.rcpt_tos),
+            SessionFacts.of(session),
+            utcnow(),
+            size=envelope.size,
+        )
+        if envelope.oversize:
+            error = MessageTooBig(route.max_message_bytes)
+            await self._record(message, REJECTED_SIZE, error.smtp_reply)
+            return error.smtp_reply
+        raw = envelope.content
+        assert isinstance(raw, bytes)
+        envelope.content = envelope.original_content = None  # the task below owns the bytes now
+        delivery = self.context.keep(asyncio.create_task(self._deliver(message, raw, envelope)))
+        return await asyncio.shield(delivery)
+
+    async def _deliver(self, message: _Message, raw: bytes, envelope: Transaction) -> str:
+        try:
+            spf = await spf_verdict(envelope, message.facts)
+            message = replace(message, spf=spf.result)
+            payload_envelope = post_envelope(envelope, message.facts, spf)
+            try:
+                post = await self.context.in_cpu(
+                    prepare_post, self.settings, message.route, raw, payload_envelope
+                )
+            finally:
+                del raw
+            message = replace(message, message_id=post.message_id, subject=post.subject)
+            return await self._post(message, post)
+        except Exception as exc:
+            error = error_for(exc)
+            if error.permanent:
+                await self._record(message, REJECTED_CONTENT, error.smtp_reply)
+            return error.smtp_reply
+
+    async def _post(self, message: _Message, post: PreparedPost) -> str:
+        route = message.route
+        if route.target_url is None:
+            log.info(
+                "postmaster mail from=%s message_id=%s subject=%r size=%d (no POSTMASTER_TARGET_URL)",
+                message.sender or "<>",
+                post.message_id,
+                post.subject,
+                message.size,
+            )
+            return POSTMASTER_OK
+        result = await self.context.poster.post(
+            route.target_url, post.content_type, post.body, post.signature
+        )
+        reply = accepted(result.http_status or 200) if result.error is None else result.error.smtp_reply
+        await self._record(
+            message,
+            result.status,
+            reply,
+            http_status=result.http_status,
+            response_body=result.response_body,
+            target_ms=result.target_ms,
+            counted=result.accepted,
+        )
+        return reply
+
+    async def _record(
+        self,
+        message: _Message,
+        status: str,
+        reply: str,
+        *,
+        http_status: int | None = None,
+        response_body: str | None = None,
+        target_ms: int | None = None,
+        counted: bool = False,
+    ) -> None:
+        route = message.route
+        if route.resource_id is None:
+            log.info("postmaster mail from=%s status=%s reply=%r", message.sender or "<>", status, reply)
+            return
+        delivery = Delivery(
+            resource_id=route.resource_id,
+            address_id=route.address_id,
+            envelope_from=message.sender,
+            envelope_to=message.recipients[0],
+            recipients=message.recipients,
+            status=status,
+            smtp_reply=reply,
+            message_id=message.message_id,
+            subject=message.subject,
+            size=message.size,
+            spf_result=message.spf,
+            tls=message.facts.tls,
+            remote_ip=message.facts.remote_ip,
+            target_url=route.target_url,
+            http_status=http_status,
+            response_body=response_body,
+            target_ms=target_ms,
+            received_at=message.received_at,
+        )
+        took = f" in {target_ms}ms" if target_ms is not None else ""
+        line = f"inbound from={message.sender or '<>'} to={message.recipients[0]} status={status}{took}"
+        await self.context.record(Recording(delivery, counted, line))

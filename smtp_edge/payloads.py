@@ -1,0 +1,42 @@
+"""Turning received bytes into the POST: parse, render in the address's format, sign.
+
+Runs in a worker thread (parsing a 25 MB message takes a while and must not stall the event
+loop); it returns only what the POST and the history need, so the parsed message (decoded
+attachments, text) is freed before the POST starts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from provider.crypto import SecretBox
+from provider.inbound import Envelope, parse_message, render, sign
+from provider.services.routing import Route
+from provider.settings import Settings
+
+
+@dataclass(frozen=True)
+class PreparedPost:
+    content_type: str
+    body: bytes
+    signature: str | None
+    message_id: str | None
+    subject: str | None
+
+
+def prepare_post(settings: Settings, route: Route, raw: bytes, envelope: Envelope) -> PreparedPost:
+    """Raises MessageTooComplex for a message over the parser's caps (the edge answers 554)."""
+    parsed = parse_message(raw)
+    payload = render(route.format, raw, parsed, envelope, size_as_string=route.size_as_string)
+    signature = None
+    if route.signing_secret_enc:
+        secret = SecretBox(settings.encryption_key).decrypt(route.signing_secret_enc)
+        signature = sign(secret, payload.body, int(time.time()))
+    return PreparedPost(
+        content_type=payload.content_type,
+        body=payload.body,
+        signature=signature,
+        message_id=parsed.message_id,
+        subject=parsed.subject,
+    )

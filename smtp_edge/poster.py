@@ -1,0 +1,186 @@
+"""The POST to the app's target and the target's verdict (spec/inbound.md, the status table).
+
+One aiohttp ClientSession per process, so connections to a target are pooled across SMTP
+sessions. The POST is made once: the service never retries it (the sending MTA does, after a
+4xx reply). Redirects are followed here rather than by aiohttp, because aiohttp (like browsers)
+turns a POST into a GET after 301/302/303, while the spec re-POSTs the same body every time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import re
+import time
+import unicodedata
+from dataclasses import dataclass
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+
+import aiohttp
+from yarl import URL
+
+from provider.errors import (
+    DomainError,
+    TargetFailed,
+    TargetRejected,
+    TargetTimeout,
+    TargetUnreachable,
+    TooManyRedirects,
+)
+from provider.models.inbound_message import CLIENT_TIMEOUT, UNREACHABLE
+from provider.services.history import RESPONSE_BODY_LIMIT
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "CloudMailin Server"
+SIGNATURE_HEADER = "X-CloudMailin-Signature"
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 3
+REASON_LIMIT = 400
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+_NOT_ASCII = re.compile(r"[^\x20-\x7e]")
+_SPACES = re.compile(r"\s{2,}")
+
+
+@dataclass(frozen=True)
+class PostResult:
+    status: str  # the HTTP code as text, or client_timeout / unreachable
+    http_status: int | None
+    error: DomainError | None  # None: the target accepted the message
+    response_body: str | None  # first 2 KB of a failed response
+    target_ms: int
+
+    @property
+    def accepted(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class _Target:
+    url: str  # without credentials
+    authorization: str | None
+    origin: tuple[str, str, int | None]
+
+
+def split_credentials(url: str) -> _Target:
+    """Move `user:password@` out of the URL into a Basic Authorization header, percent-decoded."""
+    parts = urlsplit(url)
+    hostport = parts.netloc.rpartition("@")[2]
+    origin = (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port)
+    if "@" not in parts.netloc:
+        return _Target(url, None, origin)
+    user = unquote(parts.username or "")
+    password = unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return _Target(urlunsplit(parts._replace(netloc=hostport)), f"Basic {token}", origin)
+
+
+def sanitize_reason(body: bytes, charset: str | None) -> str:
+    """The first line of a text/plain refusal, safe inside an SMTP reply (printable ASCII)."""
+    try:
+        text = body.decode(charset or "utf-8", "replace")
+    except LookupError:
+        text = body.decode("utf-8", "replace")
+    first = re.split(r"[\r\n]", text, maxsplit=1)[0]
+    # Accented letters keep their base letter (é -> e); other non-ASCII becomes "?".
+    first = "".join(c for c in unicodedata.normalize("NFKD", first) if not unicodedata.combining(c))
+    first = _CONTROL.sub(" ", first)
+    first = _NOT_ASCII.sub("?", first)
+    return _SPACES.sub(" ", first).strip()[:REASON_LIMIT].rstrip()
+
+
+class TargetPoster:
+    def __init__(self, http: aiohttp.ClientSession, *, timeout: float) -> None:
+        self._http = http
+        self._timeout = timeout
+
+    async def post(
+        self, url: str, content_type: str, body: bytes, signature: str | None
+    ) -> PostResult:
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self._timeout):
+                status, error, excerpt = await self._exchange(url, content_type, body, signature)
+        except TimeoutError:
+            status, error, excerpt = CLIENT_TIMEOUT, TargetTimeout(self._timeout), None
+        except aiohttp.ClientError as exc:
+            status, error, excerpt = UNREACHABLE, TargetUnreachable(_describe(exc)), None
+        except ValueError as exc:  # yarl / aiohttp reject a URL they cannot request
+            log.info("target URL cannot be requested: %s", exc)
+            status, error, excerpt = UNREACHABLE, TargetUnreachable("invalid URL"), None
+        elapsed = int((time.monotonic() - started) * 1000)
+        http_status = int(status) if status.isdigit() else None
+        return PostResult(status, http_status, error, excerpt, elapsed)
+
+    async def _exchange(
+        self, url: str, content_type: str, body: bytes, signature: str | None
+    ) -> tuple[str, DomainError | None, str | None]:
+        first = split_credentials(url)
+        target = first
+        for followed in range(MAX_REDIRECTS + 1):
+            headers = {"User-Agent": USER_AGENT, "Content-Type": content_type}
+            if signature:
+                headers[SIGNATURE_HEADER] = signature
+            if target.authorization:
+                headers["Authorization"] = target.authorization
+            async with self._http.post(
+                URL(target.url), data=body, headers=headers, allow_redirects=False
+            ) as response:
+                code = response.status
+                location = response.headers.get("Location")
+                if code in REDIRECTS and location:
+                    if followed == MAX_REDIRECTS:
+                        return str(code), TooManyRedirects(code, MAX_REDIRECTS), None
+                    target = self._redirect(first, target, location)
+                    continue
+                if 200 <= code < 300:
+                    await _read_prefix(response)  # lets the connection go back to the pool
+                    return str(code), None, None
+                raw = await _read_prefix(response)
+                excerpt = raw.decode(response.charset or "utf-8", "replace")
+                if 400 <= code < 500:
+                    reason = ""
+                    if response.content_type == "text/plain":
+                        reason = sanitize_reason(raw, response.charset)
+                    return str(code), TargetRejected(code, reason), excerpt
+                return str(code), TargetFailed(code), excerpt
+        raise AssertionError("unreachable: the loop returns on its last pass")
+
+    @staticmethod
+    def _redirect(first: _Target, current: _Target, location: str) -> _Target:
+        """Credentials go only where the customer put them: the origin of the URL that carried
+        them, or a redirect URL that carries its own."""
+        nxt = split_credentials(urljoin(current.url, location))
+        if urlsplit(nxt.url).scheme.lower() not in ("http", "https"):
+            raise aiohttp.InvalidURL(nxt.url)
+        if nxt.authorization is None and nxt.origin == first.origin:
+            return _Target(nxt.url, first.authorization, nxt.origin)
+        return nxt
+
+
+async def _read_prefix(response: aiohttp.ClientResponse) -> bytes:
+    """At most the first 2 KB of the body: a huge error page is never read whole."""
+    chunks: list[bytes] = []
+    remaining = RESPONSE_BODY_LIMIT
+    while remaining > 0:
+        chunk = await response.content.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _describe(exc: aiohttp.ClientError) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "DNS lookup failed"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "TLS error"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connection refused"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "invalid URL"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return "connection closed before the response"
+    return "connection error"

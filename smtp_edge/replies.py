@@ -1,0 +1,33 @@
+"""The one place where the edge turns an outcome into an SMTP reply line."""
+
+from __future__ import annotations
+
+import logging
+
+from provider.errors import DomainError, TemporaryError, UnprocessableMessage
+from provider.inbound import MessageTooComplex
+
+log = logging.getLogger(__name__)
+
+RCPT_OK = "250 2.1.5 OK"
+MAIL_OK = "250 2.1.0 OK"
+POSTMASTER_OK = "250 2.0.0 Accepted for the postmaster"
+
+
+def accepted(http_status: int) -> str:
+    return f"250 2.0.0 Message accepted by the target (HTTP {http_status})"
+
+
+def error_for(exc: BaseException) -> DomainError:
+    """The domain error an exception stands for; anything unexpected is logged and temporary,
+    so a bug or an outage defers mail (the sender retries) instead of bouncing it."""
+    if isinstance(exc, DomainError):
+        return exc
+    if isinstance(exc, MessageTooComplex):
+        return UnprocessableMessage()
+    log.error("unexpected error while handling mail", exc_info=exc)
+    return TemporaryError()
+
+
+def reply_for(exc: BaseException) -> str:
+    return error_for(exc).smtp_reply

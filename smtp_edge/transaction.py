@@ -1,0 +1,102 @@
+"""The state of one SMTP transaction (MAIL ... DATA) beyond what aiosmtpd keeps."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.smtp import Envelope, Session
+
+from provider.inbound import Envelope as PostEnvelope
+from provider.inbound import SpfResult as PostSpf
+from provider.plans import LARGEST_MESSAGE_BYTES
+from provider.services.routing import Route
+
+from .spf import SpfResult, spf_domain
+
+NULL_SENDER = "<>"
+
+
+class Transaction(Envelope):
+    """aiosmtpd's envelope plus the route chosen at RCPT and the SPF check started at MAIL."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.route: Route | None = None
+        self.declared_size: int | None = None
+        self.spf_task: asyncio.Task[SpfResult] | None = None
+        self.size = 0  # message bytes received in DATA
+        self.oversize = False  # DATA went past the route's limit; `content` is None
+
+    @property
+    def sender(self) -> str:
+        """MAIL FROM as the payload spells it: "" for the null sender."""
+        mail_from = self.mail_from or ""
+        return "" if mail_from == NULL_SENDER else mail_from
+
+    @property
+    def size_limit(self) -> int:
+        return self.route.max_message_bytes if self.route else LARGEST_MESSAGE_BYTES
+
+    def discard(self) -> None:
+        """The transaction is over (RSET, new EHLO, end of DATA): stop its SPF check."""
+        if self.spf_task is not None and not self.spf_task.done():
+            self.spf_task.cancel()
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """What the connection tells about the sender, for the payload and the history."""
+
+    helo: str
+    remote_ip: str
+    tls: bool
+    tls_cipher: str | None
+
+    @classmethod
+    def of(cls, session: Session) -> SessionFacts:
+        peer: Any = session.peer
+        remote_ip = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or "")
+        cipher: str | None = None
+        if session.ssl:
+            described = session.ssl.get("cipher")
+            if isinstance(described, tuple) and described:
+                cipher = str(described[0])
+        return cls(
+            helo=session.host_name or "",
+            remote_ip=remote_ip,
+            tls=session.ssl is not None,
+            tls_cipher=cipher,
+        )
+
+
+async def spf_verdict(transaction: Transaction, facts: SessionFacts) -> PostSpf:
+    """The SPF result for the payload; a check that failed to run counts as temperror."""
+    domain = spf_domain(transaction.sender, facts.helo)
+    task = transaction.spf_task
+    if task is None:
+        return PostSpf("none", domain)
+    try:
+        result = await task
+    except asyncio.CancelledError:
+        if task.cancelled():  # the check was stopped, not this coroutine
+            return PostSpf("temperror", domain)
+        raise
+    except Exception:
+        return PostSpf("temperror", domain)
+    return PostSpf(result.result, result.domain)
+
+
+def post_envelope(transaction: Transaction, facts: SessionFacts, spf: PostSpf) -> PostEnvelope:
+    recipients = list(transaction.rcpt_tos)
+    return PostEnvelope(
+        to=recipients[0],
+        recipients=recipients,
+        mail_from=transaction.sender,
+        helo_domain=facts.helo,
+        remote_ip=facts.remote_ip,
+        spf=spf,
+        tls=facts.tls,
+        tls_cipher=facts.tls_cipher,
+    )
