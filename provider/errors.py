@@ -113,7 +113,7 @@ class MessageTooBig(PermanentError):
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        super().__init__(f"Message too big: this address accepts messages up to {limit} bytes")
+        super().__init__(f"Message size exceeds the limit of {limit} bytes")
 
 
 class UnprocessableMessage(PermanentError):

@@ -65,6 +65,10 @@ class EdgeContext:
         self._tasks: set[asyncio.Task[object]] = set()
 
     async def close(self) -> None:
+        """Cancel deliveries still running (their sessions are gone) and release the pools."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.http.close()
         self.db_pool.shutdown(wait=False, cancel_futures=True)
         self.cpu_pool.shutdown(wait=False, cancel_futures=True)

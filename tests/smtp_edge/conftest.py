@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import email.policy
 import re
 import socket
 import ssl
@@ -23,6 +24,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,18 @@ class Request:
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
 
+    def form(self) -> dict[str, bytes]:
+        """The fields of a multipart/form-data body (last value wins), bytes exactly as sent."""
+        head = f"Content-Type: {self.header('content-type')}\r\n\r\n".encode()
+        parsed = BytesParser(policy=email.policy.HTTP).parsebytes(head + self.body)
+        fields: dict[str, bytes] = {}
+        for part in parsed.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            assert isinstance(name, str) and isinstance(payload, bytes)
+            fields[name] = payload
+        return fields
+
 
 @dataclass
 class Target:
@@ -69,6 +83,18 @@ class Target:
     requests: list[Request] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     port: int = 0
+    arrived: threading.Condition = field(default_factory=threading.Condition)
+
+    def record(self, request: Request) -> None:
+        with self.arrived:
+            self.requests.append(request)
+            self.arrived.notify_all()
+
+    def wait_for(self, path_prefix: str, timeout: float = 30.0) -> Request:
+        """Block until a request for `path_prefix` has arrived (e.g. one that will hang)."""
+        with self.arrived:
+            assert self.arrived.wait_for(lambda: self.posts_to(path_prefix), timeout)
+            return self.posts_to(path_prefix)[0]
 
     def url(self, path: str, *, userinfo: str = "") -> str:
         at = f"{userinfo}@" if userinfo else ""
@@ -89,11 +115,11 @@ def _target_handler(target: Target) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
-            target.requests.append(Request("POST", self.path, headers, body))
+            target.record(Request("POST", self.path, headers, body))
             self._answer()
 
         def do_GET(self) -> None:
-            target.requests.append(Request("GET", self.path, {}, b""))
+            target.record(Request("GET", self.path, {}, b""))
             self._answer()
 
         def _answer(self) -> None:
@@ -101,6 +127,7 @@ def _target_handler(target: Target) -> type[BaseHTTPRequestHandler]:
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             if parts.path == "/never":
                 target.release.wait()
+                self.close_connection = True  # hang up without an answer
                 return
             if parts.path == "/loop":
                 self._send(302, b"", location="/loop")
