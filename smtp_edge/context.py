@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from provider.db import session_factory
 from provider.dns import make_resolver
+from provider.services import applog
 from provider.services.history import Delivery, record_delivery
 from provider.services.usage import count_inbound
 from provider.settings import Settings
@@ -118,8 +119,6 @@ class EdgeContext:
             count_inbound(session, delivery.resource_id, delivery.received_at)
         try:
             with session.begin_nested():
-                from provider.services import applog
-
                 applog.record(session, self.settings, delivery.resource_id, recording.log_line)
         except Exception:
             # The app's log line is a courtesy; the history row and the counter are not.

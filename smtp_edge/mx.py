@@ -218,5 +218,5 @@ class MxHandler(BaseHandler):
             received_at=message.received_at,
         )
         took = f" in {target_ms}ms" if target_ms is not None else ""
-        line = f"inbound from={message.sender or '<>'} to={message.recipients[0]} status={status}{took}"
+        line = f"cloudmailin: inbound from={message.sender or '<>'} to={message.recipients[0]} status={status}{took}"
         await self.context.record(Recording(delivery, counted, line))
