@@ -42,4 +42,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     errors.init_app(app)
     app.register_blueprint(health.bp)
+
+    from .views import api
+
+    app.register_blueprint(api.bp)
     return app
