@@ -46,4 +46,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .views import api
 
     app.register_blueprint(api.bp)
+
+    from .views import dashboard, heroku, sso
+
+    app.register_blueprint(heroku.bp)
+    app.register_blueprint(sso.bp)
+    app.register_blueprint(dashboard.bp)
     return app

@@ -1,0 +1,112 @@
+"""Forward addresses: creating them, spelling them, and checking the target URL they POST to.
+
+A forward address is `<20 lowercase hex>@INBOUND_DOMAIN`. The local part is random (80 bits), so
+an address cannot be guessed from another one and is never derived from the customer's app name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+from urllib.parse import SplitResult, urlsplit
+
+from sqlalchemy.orm import Session
+
+from ..crypto import SecretBox
+from ..models import Address, Resource
+from ..settings import Settings
+
+MAX_TARGET_LENGTH = 2048
+LOCAL_ID_HEX_CHARS = 20
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
+class InvalidTarget(ValueError):
+    """The target URL is not one we can POST to; the message is shown to the user as is."""
+
+
+def new_local_id() -> str:
+    return secrets.token_hex(LOCAL_ID_HEX_CHARS // 2)
+
+
+def new_signing_secret() -> str:
+    return secrets.token_hex(32)
+
+
+def forward_address(settings: Settings, address: Address) -> str:
+    return f"{address.local_id}@{settings.inbound_domain}"
+
+
+def create_address(
+    session: Session, settings: Settings, resource: Resource, target_url: str | None
+) -> Address:
+    """Add the resource's forward address; `target_url` must already be validated."""
+    address = Address(
+        local_id=new_local_id(),
+        target_url=target_url,
+        signing_secret_enc=SecretBox(settings.encryption_key).encrypt(new_signing_secret()),
+    )
+    resource.addresses.append(address)
+    session.add(address)
+    return address
+
+
+def validate_target(url: object) -> str:
+    """Return the target URL if mail can be POSTed to it, else raise `InvalidTarget` saying why.
+
+    Credentials in the URL are allowed (HTTP Basic auth towards the customer's app, as CloudMailin
+    does); whitespace is not, because it never survives the trip through shells and config vars.
+    """
+    if not isinstance(url, str):
+        raise InvalidTarget("The target must be a URL such as https://example.com/incoming_mails.")
+    url = url.strip()
+    if not url:
+        raise InvalidTarget("The target is empty; give a URL such as https://example.com/incoming_mails.")
+    if len(url) > MAX_TARGET_LENGTH:
+        raise InvalidTarget(f"The target URL is longer than {MAX_TARGET_LENGTH} characters.")
+    if _WHITESPACE_OR_CONTROL.search(url):
+        raise InvalidTarget("The target URL contains spaces or control characters; encode them (%20).")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidTarget(f"The target URL is malformed: {exc}.") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise InvalidTarget("The target must be an absolute http:// or https:// URL.")
+    _check_host(parts)
+    if port == 0:
+        raise InvalidTarget("The target URL's port must be between 1 and 65535.")
+    return url
+
+
+def _check_host(parts: SplitResult) -> None:
+    host = parts.hostname
+    if not host:
+        raise InvalidTarget("The target URL has no host name.")
+    if parts.netloc.rsplit("@", 1)[-1].startswith("["):
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            raise InvalidTarget(f"The target URL's host {host!r} is not a valid IPv6 address.") from None
+        return
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise InvalidTarget(f"The target URL's host {host!r} is not a valid host name.") from None
+    labels = ascii_host.rstrip(".").split(".")
+    if len(ascii_host) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        raise InvalidTarget(f"The target URL's host {host!r} is not a valid host name.")
+
+
+def display_target(url: str | None) -> str | None:
+    """The target as shown to people: a password in the URL is replaced by dots."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return parts._replace(netloc=f"{user}:•••@{hostport}").geturl()

@@ -1,0 +1,250 @@
+"""The add-on lifecycle Heroku drives: provision, change plan, deprovision (spec/heroku.md).
+
+Each operation is one transaction and commits it, because the jobs it hands to the workers must
+only run once its rows are visible (`enqueue_after_commit`).
+
+Provisioning is idempotent on Heroku's uuid, which is the resource's primary key: a repeated POST
+finds the row and answers with the same config (the key is derived again, see `credentials`),
+and two concurrent POSTs of one uuid race on the primary key, where the loser's INSERT waits for
+the winner's commit, fails, rolls back and answers as a repeat.
+
+Deprovisioning stops everything at once (credentials revoked, OAuth tokens and the grant dropped,
+custom domains released, the address refuses mail because the SMTP edge only routes to active
+resources) and keeps the resource row as a tombstone, without secrets, so a repeated DELETE
+answers 204 and the last app log line can still be shipped. `purge_deprovisioned`, run by the
+periodic sweep, deletes tombstones older than `PURGE_AFTER` with everything that hangs off them
+(addresses, message history, usage, log lines) through the foreign keys' ON DELETE CASCADE.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..crypto import SecretBox
+from ..models import Domain, Resource
+from ..models.base import utcnow
+from ..models.domain import INBOUND
+from ..models.resource import DEPROVISIONED, PROVISIONED, PROVISIONING
+from ..plans import Plan
+from ..settings import Settings
+from ..tasks import PROVISIONING_QUEUE, Job, enqueue_after_commit
+from . import applog, credentials, oauth_tokens
+from .addresses import create_address, display_target, forward_address
+from .partner_requests import ProvisionRequest
+
+log = logging.getLogger(__name__)
+
+EXCHANGE_GRANT_JOB = "workers.jobs.provisioning.exchange_grant"
+COMPLETE_PROVISIONING_JOB = "workers.jobs.provisioning.complete_provisioning"
+PURGE_AFTER = timedelta(days=7)
+
+
+class UnknownResource(LookupError):
+    """No resource has this id (answered 404)."""
+
+
+class ResourceGone(LookupError):
+    """The resource was deprovisioned (answered 410)."""
+
+
+class PlanChangeRefused(ValueError):
+    """The resource uses more than the new plan allows; the message says what (answered 422)."""
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    resource_id: str
+    # None while the add-on is being provisioned asynchronously: Heroku gets the config later.
+    config: dict[str, str] | None
+    message: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class PlanChanged:
+    message: str
+    changed: bool
+
+
+def config_for(session: Session, settings: Settings, resource: Resource) -> dict[str, str]:
+    """The config vars Heroku sets on the app; the same every time they are asked for."""
+    pair = credentials.current_pair(settings, resource)
+    if pair is None:
+        pair = credentials.issue_credential(session, settings, resource)
+        session.flush()
+    config = {"CLOUDMAILIN_SMTP_URL": credentials.smtp_url(settings, pair)}
+    if resource.addresses:
+        config["CLOUDMAILIN_FORWARD_ADDRESS"] = forward_address(settings, resource.addresses[0])
+    return dict(sorted(config.items()))
+
+
+def provision(session: Session, settings: Settings, request: ProvisionRequest) -> Provisioned:
+    existing = session.get(Resource, request.uuid)
+    if existing is not None:
+        return _repeat(session, settings, existing)
+    try:
+        resource = _create(session, settings, request)
+    except IntegrityError:
+        session.rollback()
+        existing = session.get(Resource, request.uuid)
+        if existing is None:
+            raise  # not the uuid race (an 80-bit local id collision): let the caller answer 5xx
+        return _repeat(session, settings, existing)
+    answer = _answer(session, settings, resource, created=True)
+    session.commit()
+    log.info(
+        "provisioned resource=%s plan=%s mode=%s", resource.id, resource.plan, settings.provisioning_mode
+    )
+    return answer
+
+
+def _create(session: Session, settings: Settings, request: ProvisionRequest) -> Resource:
+    box = SecretBox(settings.encryption_key)
+    resource = Resource(
+        id=request.uuid,
+        name=request.name,
+        heroku_id=request.heroku_id,
+        plan=request.plan.name,
+        region=request.region,
+        state=PROVISIONED if settings.sync_provisioning else PROVISIONING,
+        options=dict(request.options),
+        callback_url=request.callback_url,
+        log_input_url_enc=box.encrypt(request.log_input_url) if request.log_input_url else None,
+    )
+    if request.oauth_grant is not None:
+        resource.oauth_grant_enc = box.encrypt(request.oauth_grant.code)
+        resource.oauth_grant_expires_at = request.oauth_grant.expires_at
+    session.add(resource)
+    # Insert the row alone first: a concurrent POST of the same uuid fails here, before more work.
+    session.flush()
+    create_address(session, settings, resource, request.target)
+    credentials.issue_credential(session, settings, resource)
+    session.flush()
+    if settings.sync_provisioning:
+        applog.record(session, settings, resource.id, f"cloudmailin: provisioned plan={resource.plan}")
+        if request.oauth_grant is not None:
+            _enqueue(session, settings, EXCHANGE_GRANT_JOB, resource.id)
+    else:
+        applog.record(session, settings, resource.id, f"cloudmailin: provisioning plan={resource.plan}")
+        _enqueue(session, settings, COMPLETE_PROVISIONING_JOB, resource.id)
+    return resource
+
+
+def _enqueue(session: Session, settings: Settings, func: str, resource_id: str) -> None:
+    enqueue_after_commit(session, settings.redis_url, Job(func, (resource_id,), queue=PROVISIONING_QUEUE))
+
+
+def _repeat(session: Session, settings: Settings, resource: Resource) -> Provisioned:
+    if not resource.active:
+        raise ResourceGone(f"Add-on {resource.id} was deprovisioned; create a new one.")
+    answer = _answer(session, settings, resource, created=False)
+    session.commit()
+    return answer
+
+
+def _answer(session: Session, settings: Settings, resource: Resource, *, created: bool) -> Provisioned:
+    if resource.state == PROVISIONING:
+        message = "CloudMailin is being set up; the config vars will appear in a moment."
+        return Provisioned(resource.id, None, message, created)
+    config = config_for(session, settings, resource)
+    return Provisioned(resource.id, config, _ready_message(settings, resource), created)
+
+
+def _ready_message(settings: Settings, resource: Resource) -> str:
+    address = resource.addresses[0] if resource.addresses else None
+    if address is None:
+        return f"CloudMailin is ready on the {resource.plan} plan."
+    where = forward_address(settings, address)
+    if address.target_url:
+        return f"CloudMailin is ready: mail to {where} is posted to {display_target(address.target_url)}."
+    return (
+        f"CloudMailin is ready: mail to {where} will be posted to your target URL, "
+        "which you can set from the dashboard (heroku addons:open cloudmailin)."
+    )
+
+
+def _active_resource(session: Session, resource_id: str, *, lock: bool = False) -> Resource:
+    query = select(Resource).where(Resource.id == resource_id)
+    if lock:
+        query = query.with_for_update()
+    resource = session.scalars(query).one_or_none()
+    if resource is None:
+        raise UnknownResource(f"No CloudMailin add-on has the id {resource_id}.")
+    if not resource.active:
+        raise ResourceGone(f"Add-on {resource_id} was deprovisioned.")
+    return resource
+
+
+def change_plan(session: Session, settings: Settings, resource_id: str, plan: Plan) -> PlanChanged:
+    """Switch plans; limits follow at once because every limit is read from the resource's plan."""
+    resource = _active_resource(session, resource_id, lock=True)
+    if resource.plan == plan.name:
+        session.rollback()
+        return PlanChanged(f"Already on the {plan.name} plan; nothing changed.", changed=False)
+    _check_fits(session, resource, plan)
+    old = resource.plan
+    resource.plan = plan.name
+    applog.record(session, settings, resource.id, f"cloudmailin: plan changed from={old} to={plan.name}")
+    session.commit()
+    log.info("plan changed resource=%s from=%s to=%s", resource.id, old, plan.name)
+    return PlanChanged(f"CloudMailin is now on the {plan.name} plan (was {old}).", changed=True)
+
+
+def _check_fits(session: Session, resource: Resource, plan: Plan) -> None:
+    domains = session.scalar(
+        select(func.count())
+        .select_from(Domain)
+        .where(Domain.resource_id == resource.id, Domain.kind == INBOUND)
+    )
+    if domains and domains > plan.custom_domains:
+        session.rollback()
+        allowed = f"allows {plan.custom_domains}" if plan.custom_domains else "allows none"
+        raise PlanChangeRefused(
+            f"The {plan.name} plan {allowed} custom domains and this add-on has {domains}; "
+            "remove some in the dashboard first."
+        )
+
+
+def deprovision(
+    session: Session, settings: Settings, resource_id: str, *, now: datetime | None = None
+) -> bool:
+    """Stop the resource; False when it was already deprovisioned (a repeated DELETE)."""
+    now = now or utcnow()
+    resource = session.scalars(
+        select(Resource).where(Resource.id == resource_id).with_for_update()
+    ).one_or_none()
+    if resource is None:
+        session.rollback()
+        raise UnknownResource(f"No CloudMailin add-on has the id {resource_id}.")
+    if not resource.active:
+        session.rollback()
+        return False
+    resource.state = DEPROVISIONED
+    resource.deprovisioned_at = now
+    credentials.revoke_all(resource, now=now)
+    oauth_tokens.forget_tokens(resource)
+    for address in resource.addresses:
+        address.target_url = None
+    session.execute(delete(Domain).where(Domain.resource_id == resource.id))
+    applog.record(session, settings, resource.id, "cloudmailin: deprovisioned")
+    session.commit()
+    log.info("deprovisioned resource=%s", resource.id)
+    return True
+
+
+def purge_deprovisioned(
+    session: Session, *, now: datetime | None = None, after: timedelta = PURGE_AFTER
+) -> int:
+    """Delete resources deprovisioned more than `after` ago, with all their data; returns how many."""
+    cutoff = (now or utcnow()) - after
+    result = session.execute(
+        delete(Resource).where(Resource.state == DEPROVISIONED, Resource.deprovisioned_at < cutoff)
+    )
+    session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,69 @@
+"""Heroku single sign-on: `POST /sso/login` and the legacy `GET /heroku/resources/<id>?token=...`.
+
+A successful login replaces whatever session the browser had with one bound to that single
+resource; the dashboard reads the resource id from it and nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+
+from ..db import db
+from ..models import Resource
+from ..services.partner_requests import InvalidRequest, resource_id
+from ..services.sso import SsoRefused, verify
+from . import current_settings
+
+bp = Blueprint("sso", __name__)
+
+NAV_COOKIE = "heroku-nav-data"
+SESSION_KEYS = ("resource_id", "email", "user_id", "app")
+
+
+def refused(message: str, status: int) -> ResponseReturnValue:
+    return render_template("refused.html", message=message), status
+
+
+def _login(fields: Mapping[str, str]) -> ResponseReturnValue:
+    settings = current_settings()
+    try:
+        login = verify(fields, settings.sso_salt, time.time())
+    except SsoRefused as exc:
+        return refused(str(exc), 403)
+    try:
+        wanted = resource_id(login.resource_id)
+    except InvalidRequest:
+        return refused("No CloudMailin add-on has that id.", 404)
+    resource = db.session.get(Resource, wanted)
+    if resource is None:
+        return refused("No CloudMailin add-on has that id.", 404)
+    if not resource.active:
+        return refused("This CloudMailin add-on has been removed.", 403)
+    if login.app and resource.app_name != login.app[:255]:
+        resource.app_name = login.app[:255]
+        db.session.commit()
+    session.clear()
+    session.update(resource_id=resource.id, email=login.email, user_id=login.user_id, app=login.app)
+    response = redirect(url_for("dashboard.show"), code=302)
+    if login.nav_data is not None:
+        response.set_cookie(
+            NAV_COOKIE,
+            login.nav_data,
+            secure=settings.public_url.startswith("https://"),
+            samesite="Lax",
+        )
+    return response
+
+
+@bp.post("/sso/login")
+def login() -> ResponseReturnValue:
+    return _login(request.form.to_dict())
+
+
+@bp.get("/heroku/resources/<raw_id>")
+def legacy_login(raw_id: str) -> ResponseReturnValue:
+    return _login({**request.args.to_dict(), "id": raw_id})
