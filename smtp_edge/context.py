@@ -76,7 +76,7 @@ class EdgeContext:
 
     def keep(self, task: asyncio.Task[T]) -> asyncio.Task[T]:
         """Hold a reference to a task that must finish even if its session goes away."""
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
@@ -99,10 +99,13 @@ class EdgeContext:
         """Write the history row (and count the message); never raises, waits a bounded time."""
         future = self.in_db(self._write, recording)
         try:
-            await asyncio.wait_for(asyncio.shield(self.keep(asyncio.ensure_future(future))), RECORD_WAIT)
+            await asyncio.wait_for(
+                asyncio.shield(self.keep(asyncio.ensure_future(future))), RECORD_WAIT
+            )
         except TimeoutError:
             log.error(
-                "history write for %s is slow; answered without waiting", recording.delivery.envelope_to
+                "history write for %s is slow; answered without waiting",
+                recording.delivery.envelope_to,
             )
         except Exception:
             log.exception(

@@ -47,7 +47,12 @@ class BaseHandler:
         return lines
 
     async def handle_MAIL(
-        self, server: SMTP, session: Session, envelope: Transaction, address: str, mail_options: list[str]
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Transaction,
+        address: str,
+        mail_options: list[str],
     ) -> str:
         size = declared_size(mail_options)
         if size is not None and size > self.max_message_bytes:

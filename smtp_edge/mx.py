@@ -77,7 +77,12 @@ class MxHandler(BaseHandler):
         )
 
     async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Transaction, address: str, rcpt_options: list[str]
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Transaction,
+        address: str,
+        rcpt_options: list[str],
     ) -> str:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return TooManyRecipients().smtp_reply
@@ -160,7 +165,7 @@ class MxHandler(BaseHandler):
         route = message.route
         if route.target_url is None:
             log.info(
-                "postmaster mail from=%s message_id=%s subject=%r size=%d (no POSTMASTER_TARGET_URL)",
+                "postmaster mail (no target set) from=%s message_id=%s subject=%r size=%d",
                 message.sender or "<>",
                 post.message_id,
                 post.subject,
@@ -170,7 +175,9 @@ class MxHandler(BaseHandler):
         result = await self.context.poster.post(
             route.target_url, post.content_type, post.body, post.signature
         )
-        reply = accepted(result.http_status or 200) if result.error is None else result.error.smtp_reply
+        reply = (
+            accepted(result.http_status or 200) if result.error is None else result.error.smtp_reply
+        )
         await self._record(
             message,
             result.status,
@@ -195,7 +202,9 @@ class MxHandler(BaseHandler):
     ) -> None:
         route = message.route
         if route.resource_id is None:
-            log.info("postmaster mail from=%s status=%s reply=%r", message.sender or "<>", status, reply)
+            log.info(
+                "postmaster mail from=%s status=%s reply=%r", message.sender or "<>", status, reply
+            )
             return
         delivery = Delivery(
             resource_id=route.resource_id,
@@ -218,5 +227,6 @@ class MxHandler(BaseHandler):
             received_at=message.received_at,
         )
         took = f" in {target_ms}ms" if target_ms is not None else ""
-        line = f"cloudmailin: inbound from={message.sender or '<>'} to={message.recipients[0]} status={status}{took}"
+        sender, to = message.sender or "<>", message.recipients[0]
+        line = f"cloudmailin: inbound from={sender} to={to} status={status}{took}"
         await self.context.record(Recording(delivery, counted, line))

@@ -113,7 +113,11 @@ class EdgeSMTP(SMTP):
             try:
                 received = await read_data(self._reader, limit, keepalive=self._reset_timeout)
             except DataFlood:
-                log.warning("%r kept sending far past %d bytes; closing", self.session and self.session.peer, limit)
+                log.warning(
+                    "%r kept sending far past %d bytes; closing",
+                    self.session and self.session.peer,
+                    limit,
+                )
                 await self.push(MessageTooBig(limit).smtp_reply)
                 self.abort()
                 return

@@ -15,6 +15,7 @@ import logging
 import signal
 import socket
 from collections.abc import Callable
+from typing import Any
 
 from aiosmtpd.smtp import SMTP
 
@@ -78,7 +79,7 @@ class EdgeServer:
         tls = server_tls_context(settings)
         mx_handler = MxHandler(context)
         submission_handler = SubmissionHandler(context)
-        common = {
+        common: dict[str, Any] = {
             "on_open": self.sessions.add,
             "on_close": self.sessions.discard,
             "processing_timeout": self.processing_timeout,
@@ -103,7 +104,10 @@ class EdgeServer:
             )
 
         loop = asyncio.get_running_loop()
-        for factory, port in ((mx, settings.smtp_mx_port), (submission, settings.smtp_submission_port)):
+        for factory, port in (
+            (mx, settings.smtp_mx_port),
+            (submission, settings.smtp_submission_port),
+        ):
             server = await loop.create_server(
                 self._capped(factory),
                 host=settings.smtp_bind_host,

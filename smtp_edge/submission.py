@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Session
 
 from provider.errors import AuthThrottled, SendingNotEnabled, TooManyRecipients
 from provider.plans import MB
@@ -51,7 +51,10 @@ class AuthLimiter:
     """Failed AUTH attempts per client address in a sliding window, in memory (per process)."""
 
     def __init__(
-        self, allowed: int = AUTH_FAILURES_ALLOWED, window: float = AUTH_WINDOW, tracked: int = TRACKED_CLIENTS
+        self,
+        allowed: int = AUTH_FAILURES_ALLOWED,
+        window: float = AUTH_WINDOW,
+        tracked: int = TRACKED_CLIENTS,
     ) -> None:
         self.allowed = allowed
         self.window = window
@@ -100,14 +103,21 @@ class SubmissionHandler(BaseHandler):
         return Identity(username, resource_id) if resource_id else None
 
     async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Transaction, address: str, rcpt_options: list[str]
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Transaction,
+        address: str,
+        rcpt_options: list[str],
     ) -> str:
         if len(envelope.rcpt_tos) >= MAX_OUTBOUND_RECIPIENTS:
             return TooManyRecipients().smtp_reply
         envelope.rcpt_tos.append(address)
         return RCPT_OK
 
-    async def refuse_data(self, server: SMTP, session: Session, envelope: Transaction) -> str | None:
+    async def refuse_data(
+        self, server: SMTP, session: Session, envelope: Transaction
+    ) -> str | None:
         return SendingNotEnabled().smtp_reply
 
 
@@ -126,15 +136,9 @@ class SubmissionSMTP(EdgeSMTP):
     async def auth_PLAIN(self, _: SMTP, args: list[str]) -> AuthResult:
         if self.submission().limiter.blocked(self._client()):
             return AuthResult(success=False, handled=False, message=AuthThrottled().smtp_reply)
-        if len(args) == 1:
-            blob = await self.challenge_auth("")
-            if blob is MISSING:
-                return AuthResult(success=False)
-        else:
-            blob = await self._decode(args[1])
-            if blob is None:
-                return AuthResult(success=False)
-        assert isinstance(blob, bytes)
+        blob = await self.challenge_auth("") if len(args) == 1 else await self._decode(args[1])
+        if not isinstance(blob, bytes):
+            return AuthResult(success=False)  # the reply has been sent
         parts = blob.split(b"\x00")
         if len(parts) != 3:
             await self.push("501 5.5.2 Can't split auth value")
@@ -144,18 +148,16 @@ class SubmissionSMTP(EdgeSMTP):
     async def auth_LOGIN(self, _: SMTP, args: list[str]) -> AuthResult:
         if self.submission().limiter.blocked(self._client()):
             return AuthResult(success=False, handled=False, message=AuthThrottled().smtp_reply)
+        login: object
         if len(args) == 1:
             login = await self.challenge_auth(self.AuthLoginUsernameChallenge)
-            if login is MISSING:
-                return AuthResult(success=False)
         else:
             login = await self._decode(args[1])
-            if login is None:
-                return AuthResult(success=False)
-        password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
-        if password is MISSING:
+        if not isinstance(login, bytes):
             return AuthResult(success=False)
-        assert isinstance(login, bytes) and isinstance(password, bytes)
+        password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
+        if not isinstance(password, bytes):
+            return AuthResult(success=False)
         return await self._verify(login, password)
 
     async def _decode(self, text: str) -> bytes | None:

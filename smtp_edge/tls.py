@@ -73,7 +73,11 @@ def ensure_self_signed(settings: Settings) -> tuple[Path, Path]:
     with os.fdopen(fd, "wb") as handle:
         handle.write(key_bytes)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    log.info("generated a self-signed STARTTLS certificate for %s in %s", settings.smtp_hostname, cert_path)
+    log.info(
+        "generated a self-signed STARTTLS certificate for %s in %s",
+        settings.smtp_hostname,
+        cert_path,
+    )
     return cert_path, key_path
 
 

@@ -12,6 +12,7 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
@@ -128,7 +129,7 @@ def _like(value: str) -> str:
     return f"%{escaped}%"
 
 
-def history_query(resource_id: str, filters: HistoryFilter) -> Select[tuple[InboundMessage]]:
+def history_query(resource_id: str, filters: HistoryFilter) -> Select[Any]:
     """Newest first (received time, then id), served by ix_inbound_messages_resource_received."""
     query = select(InboundMessage).where(InboundMessage.resource_id == resource_id)
     if filters.status:
@@ -166,7 +167,7 @@ def history_page(
                 ),
             )
         )
-    rows = list(session.scalars(query.limit(limit + 1)))
+    rows: list[InboundMessage] = list(session.scalars(query.limit(limit + 1)))
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]

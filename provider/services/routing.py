@@ -67,7 +67,9 @@ def split_address(recipient: str) -> tuple[str, str]:
     return local, domain.rstrip(".").lower()
 
 
-def route_recipient(session: Session, settings: Settings, recipient: str, *, now: datetime) -> Route:
+def route_recipient(
+    session: Session, settings: Settings, recipient: str, *, now: datetime
+) -> Route:
     """The route for `recipient`, or a `PermanentError` saying why there is none."""
     local, domain = split_address(recipient)
     if not local or not domain:
@@ -146,5 +148,7 @@ def _plan(name: str, resource_id: str) -> Plan:
         return plan_named(name)
     except UnknownPlan:
         # A row the partner API would never write; limit it like the smallest plan, loudly.
-        log.error("resource %s has unknown plan %r; applying %r limits", resource_id, name, DEFAULT_PLAN)
+        log.error(
+            "resource %s has unknown plan %r; applying %r limits", resource_id, name, DEFAULT_PLAN
+        )
         return PLANS[DEFAULT_PLAN]

@@ -130,7 +130,9 @@ def _time_arg(name: str, *, end_of_day: bool) -> datetime | None:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ApiError(
-            422, f"{name} must be an ISO 8601 date or date-time, such as 2024-05-01 or 2024-05-01T12:00:00Z"
+            422,
+            f"{name} must be an ISO 8601 date or date-time, such as 2024-05-01 or "
+            "2024-05-01T12:00:00Z",
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 

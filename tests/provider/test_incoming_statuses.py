@@ -59,7 +59,9 @@ def deliver(db_session: Session, account: tuple[Resource, IssuedCredential]) -> 
     return add
 
 
-def get(client: FlaskClient, credential: IssuedCredential, query: str = "", key: str | None = None) -> Any:
+def get(
+    client: FlaskClient, credential: IssuedCredential, query: str = "", key: str | None = None
+) -> Any:
     return client.get(
         f"/api/v0.1/{credential.username}/incoming_statuses{query}",
         headers={"Authorization": f"Bearer {key or credential.key}"},
@@ -184,7 +186,12 @@ def test_another_accounts_history_is_never_shown(
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic dXNlcjprZXk="}, {"Authorization": "Bearer "}],
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic dXNlcjprZXk="},
+        {"Authorization": "Bearer "},
+    ],
 )
 def test_a_missing_or_wrong_key_is_401_in_the_api_error_shape(
     headers: dict[str, str], client: FlaskClient, account: tuple[Resource, IssuedCredential]
@@ -225,7 +232,11 @@ def test_a_deprovisioned_account_cannot_read_its_history(
         ("?limit=ten", "limit must be a whole number from 1 to 100"),
         ("?cursor=bm90IGEgY3Vyc29y", "cursor is not one this API returned"),
         ("?cursor=%25%25", "cursor is not one this API returned"),
-        ("?since=yesterday", "since must be an ISO 8601 date or date-time, such as 2024-05-01 or 2024-05-01T12:00:00Z"),
+        (
+            "?since=yesterday",
+            "since must be an ISO 8601 date or date-time, such as 2024-05-01 or "
+            "2024-05-01T12:00:00Z",
+        ),
         ("?since=2026-03-02&until=2026-03-01", "since must be before until"),
         ("?subject=" + "x" * 999, "subject is longer than 998 characters"),
     ],

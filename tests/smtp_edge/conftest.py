@@ -142,7 +142,12 @@ def _target_handler(target: Target) -> type[BaseHTTPRequestHandler]:
                 self._send(404, b"no such test path\n")
 
         def _send(
-            self, code: int, body: bytes, *, location: str | None = None, content_type: str = "text/plain"
+            self,
+            code: int,
+            body: bytes,
+            *,
+            location: str | None = None,
+            content_type: str = "text/plain",
         ) -> None:
             self.send_response(code)
             self.send_header("Content-Type", content_type)
@@ -161,7 +166,9 @@ def target() -> Iterator[Target]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _target_handler(state))
     server.daemon_threads = True
     state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield state
@@ -260,9 +267,7 @@ class Mailbox:
 
 
 @pytest.fixture
-def mailbox(
-    db_session: Session, settings: Settings, target: Target
-) -> Callable[..., Mailbox]:
+def mailbox(db_session: Session, settings: Settings, target: Target) -> Callable[..., Mailbox]:
     def make(
         path: str = "/status/201",
         *,
@@ -280,7 +285,11 @@ def mailbox(
         db_session.commit()
         secret = SecretBox(settings.encryption_key).decrypt(address.signing_secret_enc)
         return Mailbox(
-            f"{address.local_id}@{INBOUND_DOMAIN}", address.local_id, resource.id, address.id, secret
+            f"{address.local_id}@{INBOUND_DOMAIN}",
+            address.local_id,
+            resource.id,
+            address.id,
+            secret,
         )
 
     return make

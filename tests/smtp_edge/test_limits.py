@@ -75,7 +75,10 @@ def test_a_message_over_the_plan_limit_without_size_is_refused_after_data_and_no
         code, text = client.data(raw)
         # The session is still usable: the refusal ended the transaction, not the connection.
         assert client.noop()[0] == 250
-    assert (code, text.decode()) == (552, f"5.3.4 Message size exceeds the limit of {FREE_LIMIT} bytes")
+    assert (code, text.decode()) == (
+        552,
+        f"5.3.4 Message size exceeds the limit of {FREE_LIMIT} bytes",
+    )
     assert target.requests == []
     (row,) = rows(db_session)
     assert (row.status, row.size) == ("rejected_size", len(raw))
@@ -124,7 +127,9 @@ def test_last_months_usage_does_not_count_against_this_month(
     assert smtp.command(f"RCPT TO:<{box.address}>") == ["250 2.1.5 OK"]
 
 
-@pytest.mark.parametrize(("path", "counted"), [("/status/201", 1), ("/status/500", 0), ("/status/404", 0)])
+@pytest.mark.parametrize(
+    ("path", "counted"), [("/status/201", 1), ("/status/500", 0), ("/status/404", 0)]
+)
 def test_only_messages_the_target_accepted_count_towards_the_quota(
     path: str,
     counted: int,

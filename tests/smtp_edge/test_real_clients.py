@@ -1,4 +1,4 @@
-"""Real MTAs' SMTP clients against the MX: swaks and Postfix's smtp-source (unpacked by `make test`)."""
+"""Real SMTP clients against the MX: swaks and Postfix's smtp-source (`make test` unpacks them)."""
 
 from __future__ import annotations
 
@@ -25,12 +25,18 @@ def test_swaks_delivers_and_sees_the_targets_verdict(
     done = subprocess.run(
         [
             str(SWAKS),
-            "--server", f"127.0.0.1:{edge.mx_port}",
-            "--helo", "swaks.example",
-            "--from", SENDER,
-            "--to", box.address,
-            "--header", "Subject: from swaks",
-            "--body", "Sent by swaks.",
+            "--server",
+            f"127.0.0.1:{edge.mx_port}",
+            "--helo",
+            "swaks.example",
+            "--from",
+            SENDER,
+            "--to",
+            box.address,
+            "--header",
+            "Subject: from swaks",
+            "--body",
+            "Sent by swaks.",
         ],
         capture_output=True,
         text=True,
@@ -52,11 +58,16 @@ def test_smtp_source_sessions_in_parallel_are_each_delivered_and_recorded(
     done = subprocess.run(
         [
             str(SMTP_SOURCE),
-            "-s", "5",  # five sessions at once
-            "-m", "20",  # twenty messages in all
-            "-l", "2048",
-            "-f", SENDER,
-            "-t", box.address,
+            "-s",
+            "5",  # five sessions at once
+            "-m",
+            "20",  # twenty messages in all
+            "-l",
+            "2048",
+            "-f",
+            SENDER,
+            "-t",
+            box.address,
             f"127.0.0.1:{edge.mx_port}",
         ],
         env=smtp_source_env(),
@@ -86,7 +97,15 @@ def test_each_delivery_adds_a_line_to_the_apps_log(
     )
     db_session.commit()
     done = subprocess.run(
-        [str(SWAKS), "--server", f"127.0.0.1:{edge.mx_port}", "--from", SENDER, "--to", box.address],
+        [
+            str(SWAKS),
+            "--server",
+            f"127.0.0.1:{edge.mx_port}",
+            "--from",
+            SENDER,
+            "--to",
+            box.address,
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -96,6 +115,7 @@ def test_each_delivery_adds_a_line_to_the_apps_log(
     db_session.expire_all()
     (line,) = db_session.scalars(select(AppLogLine.message)).all()
     assert re.fullmatch(
-        rf"cloudmailin: inbound from={re.escape(SENDER)} to={re.escape(box.address)} status=201 in \d+ms",
+        rf"cloudmailin: inbound from={re.escape(SENDER)} to={re.escape(box.address)} "
+        r"status=201 in \d+ms",
         line,
     )

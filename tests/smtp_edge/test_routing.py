@@ -31,7 +31,9 @@ def test_an_unknown_forward_address_is_refused_as_no_such_user(edge: EdgeThread)
     ]
 
 
-@pytest.mark.parametrize("local", ["not-hex", "0123456789abcdef012", "0123456789abcdef01234", "\"x\""])
+@pytest.mark.parametrize(
+    "local", ["not-hex", "0123456789abcdef012", "0123456789abcdef01234", '"x"']
+)
 def test_local_parts_that_cannot_be_an_address_are_refused(edge: EdgeThread, local: str) -> None:
     assert rcpt_reply(edge, f"{local}@cloudmailin.test") == ["550 5.1.1 No such recipient here"]
 
@@ -101,11 +103,17 @@ def test_recipients_of_a_second_target_are_deferred_to_another_transaction(
             ),
             (f"RCPT TO:<{one.address.replace('@', '+x@')}>", ["250 2.1.5 OK"]),
             ("DATA", ["354 End data with <CR><LF>.<CR><LF>"]),
-            ("Subject: split\r\n\r\nbody\r\n.", ["250 2.0.0 Message accepted by the target (HTTP 200)"]),
+            (
+                "Subject: split\r\n\r\nbody\r\n.",
+                ["250 2.0.0 Message accepted by the target (HTTP 200)"],
+            ),
             (f"MAIL FROM:<{SENDER}>", ["250 2.1.0 OK"]),
             (f"RCPT TO:<{two.address}>", ["250 2.1.5 OK"]),
             ("DATA", ["354 End data with <CR><LF>.<CR><LF>"]),
-            ("Subject: split\r\n\r\nbody\r\n.", ["250 2.0.0 Message accepted by the target (HTTP 201)"]),
+            (
+                "Subject: split\r\n\r\nbody\r\n.",
+                ["250 2.0.0 Message accepted by the target (HTTP 201)"],
+            ),
         ],
     )
     assert [r.path for r in target.requests] == ["/status/200", "/status/201"]
@@ -118,7 +126,10 @@ def test_smtplib_retries_nothing_but_reports_the_deferred_recipient(
     with smtplib.SMTP("127.0.0.1", edge.mx_port) as client:
         refused = client.sendmail(SENDER, [one.address, two.address], message())
     assert refused == {
-        two.address: (452, b"4.5.3 Recipients for another target must be sent in a separate transaction")
+        two.address: (
+            452,
+            b"4.5.3 Recipients for another target must be sent in a separate transaction",
+        )
     }
     assert [r.path for r in target.requests] == ["/status/200"]
 
@@ -136,7 +147,9 @@ def test_postmaster_is_accepted_and_logged_when_no_operator_target_is_set(
     assert any("subject='Abuse report'" in r.getMessage() for r in caplog.records)
 
 
-def test_postmaster_mail_goes_to_the_operator_target_when_set(edge: EdgeThread, target: Target) -> None:
+def test_postmaster_mail_goes_to_the_operator_target_when_set(
+    edge: EdgeThread, target: Target
+) -> None:
     edge.restart(postmaster_target_url=target.url("/status/202"))
     with smtplib.SMTP("127.0.0.1", edge.mx_port) as client:
         assert client.sendmail("<>", ["postmaster@cloudmailin.test"], message("Bounce")) == {}
@@ -165,4 +178,6 @@ def test_a_transaction_takes_at_most_100_recipients(
     smtp.command(f"MAIL FROM:<{SENDER}>")
     for n in range(100):
         assert smtp.command(f"RCPT TO:<{box.local_id}+{n}@cloudmailin.test>") == ["250 2.1.5 OK"]
-    assert smtp.command(f"RCPT TO:<{box.address}>") == ["452 4.5.3 Too many recipients in one transaction"]
+    assert smtp.command(f"RCPT TO:<{box.address}>") == [
+        "452 4.5.3 Too many recipients in one transaction"
+    ]

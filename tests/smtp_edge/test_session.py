@@ -1,4 +1,4 @@
-"""Connection-level behaviour of the MX: TLS, AUTH, pipelining, caps, timeouts, hang-ups, shutdown."""
+"""The MX's connections: TLS, AUTH, pipelining, the session cap, timeouts, hang-ups, shutdown."""
 
 from __future__ import annotations
 
@@ -88,7 +88,9 @@ def test_commands_pipelined_behind_starttls_are_discarded(
 def test_auth_is_never_offered_nor_accepted_on_the_mx(edge: EdgeThread) -> None:
     smtp = Conversation(edge.mx_port)
     assert not any("AUTH" in line for line in smtp.command("EHLO client.example"))
-    assert smtp.command("AUTH PLAIN AHVzZXIAcGFzcw==") == ["502 5.5.1 AUTH is not available on this port"]
+    assert smtp.command("AUTH PLAIN AHVzZXIAcGFzcw==") == [
+        "502 5.5.1 AUTH is not available on this port"
+    ]
     smtp.starttls()
     assert smtp.command("EHLO client.example") == EHLO_AFTER_TLS
     assert smtp.command("AUTH LOGIN") == ["502 5.5.1 AUTH is not available on this port"]

@@ -72,7 +72,9 @@ def test_dots_are_unstuffed_only_at_the_start_of_real_lines(
     smtp = open_data(edge, box.address)
     smtp.send(b"Subject: dots\r\n\r\n..one\r\na\n..two\r\n...\r\n.\r\n")
     assert smtp.reply()[0].startswith("250 ")
-    assert target.requests[0].form()["message"] == b"Subject: dots\r\n\r\n.one\r\na\n..two\r\n..\r\n"
+    assert (
+        target.requests[0].form()["message"] == b"Subject: dots\r\n\r\n.one\r\na\n..two\r\n..\r\n"
+    )
 
 
 def test_an_empty_message_ends_at_once(
@@ -93,4 +95,6 @@ def test_lines_longer_than_the_read_buffer_arrive_whole(
     long_line = b"." + b"x" * 200_000 + b"\r"  # a dot at its start, a bare CR at its end
     smtp.send(b"Subject: long\r\n\r\n" + long_line + b"\r\n.\r\n")
     assert smtp.reply()[0].startswith("250 ")
-    assert target.requests[0].form()["message"] == b"Subject: long\r\n\r\n" + long_line[1:] + b"\r\n"
+    assert (
+        target.requests[0].form()["message"] == b"Subject: long\r\n\r\n" + long_line[1:] + b"\r\n"
+    )

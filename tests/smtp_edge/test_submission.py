@@ -117,13 +117,18 @@ def test_smtplib_logs_in_with_the_smtp_url(edge: EdgeThread, credential: IssuedC
     context.verify_mode = ssl.CERT_NONE
     with smtplib.SMTP("127.0.0.1", edge.submission_port) as client:
         client.starttls(context=context)
-        assert client.login(credential.username, credential.key) == (235, b"2.7.0 Authentication successful")
+        assert client.login(credential.username, credential.key) == (
+            235,
+            b"2.7.0 Authentication successful",
+        )
         with pytest.raises(smtplib.SMTPDataError) as refused:
             client.sendmail(SENDER, ["someone@example.com"], message())
         assert refused.value.smtp_code == 554
 
 
-def test_a_wrong_key_or_unknown_user_is_refused(edge: EdgeThread, credential: IssuedCredential) -> None:
+def test_a_wrong_key_or_unknown_user_is_refused(
+    edge: EdgeThread, credential: IssuedCredential
+) -> None:
     smtp = tls_session(edge)
     smtp.command("EHLO app.example")
     invalid = ["535 5.7.8 Authentication credentials invalid"]
@@ -136,7 +141,9 @@ def test_malformed_auth_gets_a_syntax_error_not_a_crash(edge: EdgeThread) -> Non
     smtp = tls_session(edge)
     smtp.command("EHLO app.example")
     assert smtp.command("AUTH PLAIN not-base64!") == ["501 5.5.2 Can't decode base64"]
-    assert smtp.command("AUTH PLAIN " + b64("no separators")) == ["501 5.5.2 Can't split auth value"]
+    assert smtp.command("AUTH PLAIN " + b64("no separators")) == [
+        "501 5.5.2 Can't split auth value"
+    ]
     assert smtp.command("AUTH CRAM-MD5") == ["504 5.5.4 Unrecognized authentication type"]
 
 
@@ -159,7 +166,9 @@ def test_repeated_failures_from_one_address_are_throttled_even_for_a_right_key(
     smtp = tls_session(edge)
     smtp.command("EHLO app.example")
     for _ in range(5):
-        assert smtp.command("AUTH PLAIN " + plain(credential.username, "wrong"))[0].startswith("535 ")
+        assert smtp.command("AUTH PLAIN " + plain(credential.username, "wrong"))[0].startswith(
+            "535 "
+        )
     throttled = ["454 4.7.0 Too many failed authentication attempts; try again later"]
     assert smtp.command("AUTH PLAIN " + plain(credential.username, credential.key)) == throttled
     other = tls_session(edge)  # a new connection from the same address is throttled as well
