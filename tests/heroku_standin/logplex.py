@@ -114,10 +114,12 @@ def receive() -> Response:
     auth = request.authorization
     password = (auth.password or "") if auth is not None else ""
     with s.store.lock:
+        # The token names the app's log stream, which outlives the add-on: a provider's last line
+        # ("deprovisioned") arrives after Heroku has removed the add-on.
         addon = next(
             (
                 a
-                for a in s.store.addons.values()
+                for a in [*s.store.addons.values(), *s.store.gone.values()]
                 if hmac.compare_digest(a.log_token.encode(), password.encode())
             ),
             None,
