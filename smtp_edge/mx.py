@@ -140,6 +140,7 @@ class MxHandler(BaseHandler):
         assert isinstance(raw, bytes)
         envelope.content = envelope.original_content = None  # the task below owns the bytes now
         delivery = self.context.keep(asyncio.create_task(self._deliver(message, raw, envelope)))
+        del raw  # the task holds the only reference and drops it once the payload is built
         return await asyncio.shield(delivery)
 
     async def _deliver(self, message: _Message, raw: bytes, envelope: Transaction) -> str:

@@ -13,7 +13,9 @@ A recipient reaches one of:
 Everything else is refused: an unknown, deprovisioned or target-less address with 550, any
 domain not served with 550 5.7.1 (never relay). A forward address costs one indexed query
 (addresses.local_id is unique), which also brings the resource's plan and this month's usage so
-the edge can apply the plan's limits without a second round trip.
+the edge can apply the plan's limits without a second round trip. Routes are not cached: a
+RCPT measured at about 1 ms through the edge's DB thread pool, and without a cache a
+deprovisioned resource or a changed target takes effect on the very next RCPT.
 """
 
 from __future__ import annotations

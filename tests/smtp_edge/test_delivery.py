@@ -6,10 +6,10 @@ import base64
 import json
 import smtplib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from provider.inbound import verify
@@ -255,3 +255,53 @@ def test_the_null_sender_is_accepted_and_posted_as_an_empty_from(
     assert envelope["from"] == ""
     assert envelope["spf"]["domain"] == "client.example"
     assert history(db_session)[0].envelope_from == ""
+
+
+def test_multipart_addresses_get_form_data(
+    edge: EdgeThread, target: Target, mailbox: Callable[..., Mailbox]
+) -> None:
+    box = mailbox("/status/200", fmt="multipart")
+    send(edge, [box.address], message("Form"))
+    (post,) = target.requests
+    assert (post.header("content-type") or "").startswith("multipart/form-data; boundary=")
+    fields = post.form()
+    assert fields["headers[subject]"] == b"Form"
+    assert fields["envelope[to]"] == box.address.encode()
+    assert fields["envelope[spf][result]"] == b"pass"
+
+
+@pytest.fixture
+def failing_history(db_session: Session) -> Iterator[None]:
+    """A real database failure on every history insert (a trigger), as in an outage."""
+    db_session.execute(
+        text(
+            "CREATE FUNCTION refuse_history() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'history is down'; END $$"
+        )
+    )
+    db_session.execute(
+        text(
+            "CREATE TRIGGER refuse_history BEFORE INSERT ON inbound_messages "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_history()"
+        )
+    )
+    db_session.commit()
+    try:
+        yield
+    finally:
+        db_session.execute(text("DROP TRIGGER refuse_history ON inbound_messages"))
+        db_session.execute(text("DROP FUNCTION refuse_history()"))
+        db_session.commit()
+
+
+def test_mail_the_target_accepted_is_still_accepted_when_the_history_cannot_be_written(
+    failing_history: None,
+    edge: EdgeThread,
+    target: Target,
+    mailbox: Callable[..., Mailbox],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    box = mailbox("/status/201")
+    assert send(edge, [box.address], message()) == {}
+    assert len(target.requests) == 1
+    assert any("could not record delivery" in r.getMessage() for r in caplog.records)
