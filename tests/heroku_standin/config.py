@@ -9,7 +9,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+
+class ProviderSecrets(Protocol):
+    """The provider's copy of the manifest secrets (its Settings has these attributes)."""
+
+    @property
+    def addon_password(self) -> str: ...
+    @property
+    def sso_salt(self) -> str: ...
+    @property
+    def oauth_client_secret(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,21 @@ class StandinConfig:
 
     def with_public_url(self, url: str) -> StandinConfig:
         return dataclasses.replace(self, public_url=url.rstrip("/"))
+
+    @classmethod
+    def for_provider(
+        cls, provider_url: str, secrets: ProviderSecrets, api_key: str, **values: Any
+    ) -> StandinConfig:
+        """Heroku's side of a provider served at `provider_url` with these secrets."""
+        return cls(
+            provider_base_url=f"{provider_url.rstrip('/')}/heroku/resources",
+            provider_sso_url=f"{provider_url.rstrip('/')}/sso/login",
+            addon_password=secrets.addon_password,
+            sso_salt=secrets.sso_salt,
+            oauth_client_secret=secrets.oauth_client_secret,
+            api_key=api_key,
+            **values,
+        )
 
     @classmethod
     def from_manifest(cls, manifest: Mapping[str, Any], **values: Any) -> StandinConfig:

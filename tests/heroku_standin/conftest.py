@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -122,15 +123,8 @@ class PeerProvider:
 
 
 def standin_config(peer_url: str, **values: Any) -> StandinConfig:
-    return StandinConfig(
-        provider_base_url=f"{peer_url}/heroku/resources",
-        provider_sso_url=f"{peer_url}/sso/login",
-        addon_password=PASSWORD,
-        sso_salt=SALT,
-        oauth_client_secret=CLIENT_SECRET,
-        api_key=API_KEY,
-        **values,
-    )
+    secrets = SimpleNamespace(addon_password=PASSWORD, sso_salt=SALT, oauth_client_secret=CLIENT_SECRET)
+    return StandinConfig.for_provider(peer_url, secrets, API_KEY, **values)
 
 
 @pytest.fixture

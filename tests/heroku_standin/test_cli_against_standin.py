@@ -5,31 +5,16 @@ the real partner API)."""
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.cli import HerokuCli
 from tests.heroku_standin import RunningStandin
+from tests.heroku_standin.browser import open_web_url
 from tests.heroku_standin.conftest import CONFIG, PeerProvider
 
 pytestmark = pytest.mark.e2e
-
-
-class FormParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.action = ""
-        self.fields: dict[str, str] = {}
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        if tag == "form":
-            self.action = values.get("action") or ""
-        if tag == "input" and values.get("name"):
-            self.fields[values["name"] or ""] = values.get("value") or ""
 
 
 def test_sync_lifecycle_create_config_upgrade_open_destroy(
@@ -51,11 +36,12 @@ def test_sync_lifecycle_create_config_upgrade_open_destroy(
     assert "created" in info.stdout
 
     url = heroku.run("addons:open", "cloudmailin", "-a", "demo", "--show-url").ok().stdout.strip()
-    form = FormParser()
-    form.feed(requests.get(url, timeout=10).text)
-    assert form.action == f"{peer.url}/sso/login"
-    landed = requests.post(form.action, data=form.fields, timeout=10)
-    assert (landed.status_code, landed.text) == (200, "dashboard of demo for developer@example.com")
+    visit = open_web_url(url)
+    assert visit.form.action == f"{peer.url}/sso/login"
+    assert (visit.landed.status_code, visit.landed.text) == (
+        200,
+        "dashboard of demo for developer@example.com",
+    )
 
     heroku.run("addons:destroy", "cloudmailin", "-a", "demo", "--confirm", "demo").ok()
     assert heroku.run("config", "-a", "demo", "--json").ok().stdout.strip() == "{}"
