@@ -206,16 +206,23 @@ def refresh_tokens(settings: Settings, refresh_token: str) -> TokenSet:
 class PlatformAPI:
     """The add-on's own slice of the platform API, authorised by one resource's access token."""
 
-    def __init__(self, settings: Settings, access_token: str, http: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        access_token: str,
+        http: requests.Session | None = None,
+        timeout: tuple[float, float] = TIMEOUT,
+    ) -> None:
         self.base_url = settings.heroku_api_url
         self.access_token = access_token
         self.http = http or new_http_session()
+        self.timeout = timeout
 
     def _call(self, method: str, path: str, what: str, json: Any = None) -> Any:
         headers = {"Accept": ACCEPT, "Authorization": f"Bearer {self.access_token}", "User-Agent": USER_AGENT}
         try:
             response = self.http.request(
-                method, self.base_url + path, json=json, headers=headers, timeout=TIMEOUT,
+                method, self.base_url + path, json=json, headers=headers, timeout=self.timeout,
                 allow_redirects=False,
             )
         except requests.RequestException as exc:

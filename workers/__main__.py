@@ -14,6 +14,7 @@ from rq.worker import HerokuWorker
 
 from provider.settings import get_settings
 from provider.tasks import QUEUES
+from workers.jobs.sweep import schedule_next
 
 
 def main() -> None:
@@ -21,6 +22,8 @@ def main() -> None:
     logging.basicConfig(level=settings.log_level)
     connection = Redis.from_url(settings.redis_url)
     queues = [Queue(name, connection=connection) for name in QUEUES]
+    # The sweep re-enqueues lost work; it reschedules itself, and this starts the chain.
+    schedule_next(connection)
     HerokuWorker(queues, connection=connection).work(with_scheduler=True)
 
 
