@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from tests.heroku_standin import cli_api, inspection, logplex, partner_api, sso
+from tests.heroku_standin import cli_api, faults, inspection, logplex, partner_api, sso
 from tests.heroku_standin.config import StandinConfig
 from tests.heroku_standin.context import EXTENSION, Standin
 from tests.heroku_standin.errors import PlatformError
@@ -23,7 +23,7 @@ def create_app(config: StandinConfig, *, clock: Clock = utcnow) -> Flask:
         store.add_app(name)
     client = ProviderClient(config, store)
     app.extensions[EXTENSION] = Standin(config, store, client, Lifecycle(config, store, client))
-    for module in (cli_api, partner_api, logplex, sso, inspection):
+    for module in (cli_api, partner_api, logplex, sso, inspection, faults):
         app.register_blueprint(module.blueprint)
 
     @app.errorhandler(PlatformError)
