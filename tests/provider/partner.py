@@ -68,6 +68,8 @@ def provision(client: FlaskClient, settings: Settings, **fields: Any) -> TestRes
     return send(client, settings, "POST", body=provision_body(**fields))
 
 
-def queued(settings: Settings, queue: str = PROVISIONING_QUEUE) -> list[tuple[str, tuple[Any, ...]]]:
+def queued(
+    settings: Settings, queue: str = PROVISIONING_QUEUE
+) -> list[tuple[str, tuple[Any, ...]]]:
     jobs = Queue(queue, connection=redis_connection(settings.redis_url)).jobs
     return [(job.func_name, tuple(job.args)) for job in jobs]

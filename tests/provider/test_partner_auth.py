@@ -34,12 +34,16 @@ def test_wrong_password_gets_401(client, settings, method, path):
 
 
 def test_wrong_user_with_the_right_password_gets_401(client, settings):
-    response = client.post("/heroku/resources", json=provision_body(), headers=basic("other", settings.addon_password))
+    response = client.post(
+        "/heroku/resources", json=provision_body(), headers=basic("other", settings.addon_password)
+    )
     assert response.status_code == 401
 
 
 def test_wrong_auth_is_checked_before_the_body(client, settings):
-    response = client.post("/heroku/resources", data=b"not json", headers=basic("cloudmailin", "nope"))
+    response = client.post(
+        "/heroku/resources", data=b"not json", headers=basic("cloudmailin", "nope")
+    )
     assert response.status_code == 401
 
 
@@ -48,12 +52,19 @@ def test_wrong_auth_gets_401_even_for_a_deprovisioned_resource(client, settings)
     assert send(client, settings, "DELETE", f"/heroku/resources/{resource_id}").status_code == 204
     headers = basic(settings.addon_id, "wrong")
     for method in ("PUT", "DELETE"):
-        response = client.open(f"/heroku/resources/{resource_id}", method=method, json={"plan": "free"}, headers=headers)
+        response = client.open(
+            f"/heroku/resources/{resource_id}",
+            method=method,
+            json={"plan": "free"},
+            headers=headers,
+        )
         assert response.status_code == 401
 
 
 def test_an_unset_addon_password_accepts_nobody(settings):
     open_settings = dataclasses.replace(settings, addon_password="")
     client = create_app(open_settings).test_client()
-    response = client.post("/heroku/resources", json=provision_body(), headers=basic(settings.addon_id, ""))
+    response = client.post(
+        "/heroku/resources", json=provision_body(), headers=basic(settings.addon_id, "")
+    )
     assert response.status_code == 401

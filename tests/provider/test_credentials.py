@@ -1,0 +1,111 @@
+"""Credentials: SMTP AUTH and the API key both go through `credentials.authenticate`."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from provider.crypto import new_encryption_key
+from provider.models import Credential, Resource
+from provider.models.base import utcnow
+from provider.models.resource import DEPROVISIONED, PROVISIONED, PROVISIONING
+from provider.services.credentials import (
+    IssuedCredential,
+    authenticate,
+    current_credential,
+    current_pair,
+    issue_credential,
+    key_for,
+    revoke_all,
+    rotate,
+    smtp_url,
+)
+
+
+@pytest.fixture
+def resource(db_session):
+    resource = Resource(id=str(uuid.uuid4()), plan="starter", state=PROVISIONED)
+    db_session.add(resource)
+    db_session.flush()
+    return resource
+
+
+def test_an_issued_credential_authenticates_to_its_resource(db_session, settings, resource):
+    issued = issue_credential(db_session, settings, resource)
+    db_session.commit()
+    assert authenticate(db_session, issued.username, issued.key) is resource
+
+
+def test_a_wrong_key_or_unknown_user_does_not_authenticate(db_session, settings, resource):
+    issued = issue_credential(db_session, settings, resource)
+    db_session.commit()
+    wrong = issued.key[:-1] + ("1" if issued.key.endswith("0") else "0")
+    assert authenticate(db_session, issued.username, wrong) is None
+    assert authenticate(db_session, issued.username, "") is None
+    assert authenticate(db_session, "nobody", issued.key) is None
+
+
+def test_only_the_hash_of_the_key_is_stored(db_session, settings, resource):
+    issued = issue_credential(db_session, settings, resource)
+    db_session.commit()
+    stored = db_session.query(Credential).one()
+    assert stored.username == issued.username
+    assert issued.key not in stored.key_hash and len(stored.key_hash) == 64
+
+
+def test_the_key_can_be_computed_again_for_the_config(db_session, settings, resource):
+    issued = issue_credential(db_session, settings, resource)
+    assert current_pair(settings, resource) == issued
+    assert key_for(settings, issued.username) == issued.key
+
+
+def test_keys_differ_between_credentials_and_between_deployments(db_session, settings, resource):
+    first = issue_credential(db_session, settings, resource)
+    second = issue_credential(db_session, settings, resource)
+    assert first.key != second.key
+    other = dataclasses.replace(settings, encryption_key=new_encryption_key())
+    assert key_for(other, first.username) != first.key
+
+
+def test_a_provisioning_resource_authenticates_but_a_deprovisioned_one_does_not(
+    db_session, settings, resource
+):
+    issued = issue_credential(db_session, settings, resource)
+    resource.state = PROVISIONING
+    db_session.commit()
+    assert authenticate(db_session, issued.username, issued.key) is resource
+    resource.state = DEPROVISIONED
+    db_session.commit()
+    assert authenticate(db_session, issued.username, issued.key) is None
+
+
+def test_revoked_credentials_stop_working(db_session, settings, resource):
+    issued = issue_credential(db_session, settings, resource)
+    revoke_all(resource)
+    db_session.commit()
+    assert authenticate(db_session, issued.username, issued.key) is None
+    assert current_credential(resource) is None
+
+
+def test_rotation_keeps_the_old_key_for_its_grace_period_only(db_session, settings, resource):
+    old = issue_credential(db_session, settings, resource)
+    new = rotate(db_session, settings, resource, grace=timedelta(hours=1))
+    db_session.commit()
+    assert new != old
+    assert current_pair(settings, resource) == new
+    assert authenticate(db_session, new.username, new.key) is resource
+    assert authenticate(db_session, old.username, old.key) is resource
+    later = utcnow() + timedelta(hours=2)
+    assert authenticate(db_session, old.username, old.key, now=later) is None
+    assert authenticate(db_session, new.username, new.key, now=later) is resource
+
+
+def test_smtp_url_shape(settings):
+    url = smtp_url(settings, IssuedCredential("user1", "key1"))
+    assert (
+        url
+        == f"smtp://user1:key1@{settings.smtp_public_host}:{settings.smtp_public_port}?starttls=true"
+    )
