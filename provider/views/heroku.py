@@ -30,7 +30,7 @@ from . import current_settings
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("heroku", __name__, url_prefix="/heroku/resources")
+bp = Blueprint("heroku", __name__, url_prefix="/heroku")
 
 
 def _message(status: int, message: str) -> tuple[Response, int]:
@@ -83,7 +83,13 @@ def _path_id(raw: str) -> str:
         raise provisioning.UnknownResource(f"No CloudMailin add-on has the id {raw[:60]!r}.") from None
 
 
-@bp.post("")
+@bp.get("/ping")
+def ping() -> ResponseReturnValue:
+    """Checks the add-on credentials and nothing else: a baseline for bench/provision.py."""
+    return jsonify(status="ok")
+
+
+@bp.post("/resources")
 def provision() -> ResponseReturnValue:
     settings = current_settings()
     wanted = provision_request(json_object(request.get_data(cache=False)))
@@ -94,7 +100,7 @@ def provision() -> ResponseReturnValue:
     return jsonify(id=answer.resource_id, config=answer.config, message=answer.message), status
 
 
-@bp.put("/<raw_id>")
+@bp.put("/resources/<raw_id>")
 def change_plan(raw_id: str) -> ResponseReturnValue:
     target = _path_id(raw_id)
     plan = plan_from(json_object(request.get_data(cache=False)))
@@ -102,7 +108,7 @@ def change_plan(raw_id: str) -> ResponseReturnValue:
     return jsonify(message=answer.message), 200
 
 
-@bp.delete("/<raw_id>")
+@bp.delete("/resources/<raw_id>")
 def deprovision(raw_id: str) -> ResponseReturnValue:
     target = _path_id(raw_id)
     try:

@@ -68,3 +68,10 @@ def test_an_unset_addon_password_accepts_nobody(settings):
         "/heroku/resources", json=provision_body(), headers=basic(settings.addon_id, "")
     )
     assert response.status_code == 401
+
+
+def test_ping_answers_json_only_with_the_addon_credentials(client, settings):
+    assert client.get("/heroku/ping").status_code == 401
+    response = client.get("/heroku/ping", headers=basic(settings.addon_id, settings.addon_password))
+    assert response.status_code == 200
+    assert response.json == {"status": "ok"}
