@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-SPF_RESULTS = frozenset(
-    {"none", "neutral", "pass", "fail", "softfail", "temperror", "permerror"}
-)
+SPF_RESULTS = frozenset({"none", "neutral", "pass", "fail", "softfail", "temperror", "permerror"})
 
 
 @dataclass(frozen=True)

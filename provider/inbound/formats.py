@@ -65,9 +65,7 @@ def header_fields(parsed: ParsedMessage) -> dict[str, str | list[str]]:
 
 def _dumps(document: Any) -> bytes:
     # surrogates cannot occur (all text was decoded with "replace"); "replace" is belt and braces.
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode(
-        "utf-8", "replace"
-    )
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
 
 
 def _attachment_meta(attachment: Attachment, size_as_string: bool) -> dict[str, Any]:

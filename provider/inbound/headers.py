@@ -24,9 +24,7 @@ class TooManyHeaders(Exception):
     """Raised by split_fields when a section has more fields than allowed."""
 
 
-def split_fields(
-    raw: bytes, start: int, end: int, max_fields: int
-) -> tuple[list[tuple[bytes, bytes]], int]:
+def split_fields(raw: bytes, start: int, end: int, max_fields: int) -> tuple[list[tuple[bytes, bytes]], int]:
     """Fields of the header section at raw[start:end] as (name, folded raw value), and body start.
 
     The section ends at an empty line, or at the first line that is neither a field nor a
@@ -42,8 +40,10 @@ def split_fields(
         if first == 0x0D and raw.startswith(b"\r\n", pos, end):
             return fields, pos + 2
         name = _FIELD_NAME.match(raw, pos, end)
-        if name is None and first not in (0x20, 0x09) and not (
-            pos == start and raw.startswith(b"From ", pos, end)
+        if (
+            name is None
+            and first not in (0x20, 0x09)
+            and not (pos == start and raw.startswith(b"From ", pos, end))
         ):
             return fields, pos
         brk = _FIELD_END.search(raw, pos, end)
@@ -112,4 +112,3 @@ def decode_words(text: str) -> str:
         out.append(decode_text(bytes(pending), pending_charset))
     out.append(text[last:])
     return "".join(out)
-

@@ -14,9 +14,7 @@ from urllib.parse import unquote_to_bytes
 from .charsets import clean_text, decode_text
 from .headers import decode_words
 
-_PARAM = re.compile(
-    r"""\s*([^\s=;"]*)\s*(?:=\s*(?:"((?:[^"\\]|\\.)*)"?|([^;]*)))?[^;]*;?""", re.DOTALL
-)
+_PARAM = re.compile(r"""\s*([^\s=;"]*)\s*(?:=\s*(?:"((?:[^"\\]|\\.)*)"?|([^;]*)))?[^;]*;?""", re.DOTALL)
 _UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _SECTION = re.compile(r"^(.*?)\*(\d{1,3})(\*?)$")
 MAX_PARAMS = 64

@@ -14,7 +14,14 @@ import re
 from dataclasses import dataclass
 
 from .charsets import decode_text
-from .headers import TooManyHeaders, decode_value, normalise_name, raw_text, split_fields
+from .headers import (
+    TooManyHeaders,
+    decode_value,
+    normalise_name,
+    raw_text,
+    split_fields,
+    unfold,
+)
 from .params import parse_header_params
 from .reply import extract_reply
 from .transfer import decode_body
@@ -22,6 +29,7 @@ from .transfer import decode_body
 _MIME_TYPE = re.compile(r"^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _MAX_BOUNDARY = 200
+_BOUNDARY = re.compile(rb'(?:^|;)[ \t]*boundary[ \t]*=[ \t]*(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
 _FIRST_DELIMITER = re.compile(
     rb"(?:[ \t]*\r?\n)*--([\x21-\x7e]{1,200}?)(?:--)?[ \t]*\r?\n[\x21-\x39\x3b-\x7e]+[ \t]*:"
 )
@@ -146,7 +154,7 @@ class _Walker:
                 if depth >= self.limits.max_depth:
                     self._pass_on(start, end)
                     continue
-                spans = self._split(body, end, params.get("boundary", "").strip())
+                spans = self._split(body, end, _boundary(mime.get(b"content-type", b"")))
                 if not spans and (guess := self._guess_boundary(body, end)):
                     self.notes.append(f"{ctype}: boundary taken from the body")
                     spans = self._split(body, end, guess)
@@ -168,7 +176,7 @@ class _Walker:
             Attachment(UNPARSED_NAME, "message/rfc822", self.raw[start:end], "attachment")
         )
 
-    def _split(self, body: int, end: int, boundary: str) -> list[tuple[int, int]]:
+    def _split(self, body: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
         """Spans of the body parts between delimiter lines (RFC 2046 5.1.1).
 
         A missing close delimiter ends the last part at the end of the enclosing body; no
@@ -177,9 +185,7 @@ class _Walker:
         if not 0 < len(boundary) <= _MAX_BOUNDARY:
             return []
         raw = self.raw
-        delimiter = re.compile(
-            rb"\n--" + re.escape(boundary.encode("utf-8", "replace")) + rb"(--)?[ \t]*(?=\r?\n|\Z)"
-        )
+        delimiter = re.compile(rb"\n--" + re.escape(boundary) + rb"(--)?[ \t]*(?=\r?\n|\Z)")
         spans: list[tuple[int, int]] = []
         part_start = -1
         pos = max(body - 1, 0)
@@ -208,13 +214,13 @@ class _Walker:
             self._count_part()
         return spans
 
-    def _guess_boundary(self, body: int, end: int) -> str:
+    def _guess_boundary(self, body: int, end: int) -> bytes:
         """The boundary of a body whose first line is a delimiter line followed by a header.
 
         Spam often declares one boundary and uses another; this recovers its parts.
         """
         match = _FIRST_DELIMITER.match(self.raw, body, end)
-        return match.group(1).decode("ascii") if match else ""
+        return match.group(1) if match else b""
 
     def _count_part(self) -> None:
         self.parts += 1
@@ -264,6 +270,14 @@ def _content_type(value: bytes | None, default: str) -> tuple[str, dict[str, str
         # RFC 2045 5.2 says invalid means text/plain; a named file is better guessed by its name.
         return "", params
     return ctype, params
+
+
+def _boundary(content_type: bytes) -> bytes:
+    """The boundary parameter as raw bytes: it must match the body byte for byte."""
+    match = _BOUNDARY.search(unfold(content_type))
+    if match is None:
+        return b""
+    return (match.group(1) if match.group(1) is not None else match.group(2)).strip(b" \t")
 
 
 def _file_name(name: str) -> str:

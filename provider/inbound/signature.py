@@ -26,9 +26,7 @@ def sign(secret: bytes | str, body: bytes, timestamp: int) -> str:
     return f"t={int(timestamp)},v1={_mac(_key(secret), body, int(timestamp))}"
 
 
-def verify(
-    secret: bytes | str, header_value: str, body: bytes, tolerance_s: float, now: float
-) -> bool:
+def verify(secret: bytes | str, header_value: str, body: bytes, tolerance_s: float, now: float) -> bool:
     """True when header_value signs body with secret at a time within tolerance_s of now."""
     timestamp: int | None = None
     candidates: list[str] = []
