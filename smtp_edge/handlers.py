@@ -7,9 +7,9 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Session
 
-from provider.errors import MessageTooBig
+from provider.errors import MessageTooBig, TooManyRecipients
 
-from .replies import MAIL_OK, reply_for
+from .replies import MAIL_OK, RCPT_OK, reply_for
 from .transaction import Transaction
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ class BaseHandler:
     """aiosmtpd handler hooks common to the MX and submission listeners."""
 
     max_message_bytes: int
+    max_recipients: int
 
     def offers_auth(self, server: SMTP) -> bool:
         return False
@@ -65,6 +66,23 @@ class BaseHandler:
 
     def mail_accepted(self, server: SMTP, session: Session, envelope: Transaction) -> None:
         """A hook for work that can start as soon as the sender is known."""
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Transaction,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            return TooManyRecipients().smtp_reply
+        return await self.recipient(session, envelope, address)
+
+    async def recipient(self, session: Session, envelope: Transaction, address: str) -> str:
+        """Decide on one recipient; by default every address is taken."""
+        envelope.rcpt_tos.append(address)
+        return RCPT_OK
 
     async def handle_exception(self, error: Exception) -> str:
         return reply_for(error)

@@ -26,7 +26,6 @@ from provider.errors import (
     MessageTooBig,
     QuotaExceeded,
     SecondTarget,
-    TooManyRecipients,
 )
 from provider.models.base import utcnow
 from provider.models.inbound_message import REJECTED_CONTENT, REJECTED_QUOTA, REJECTED_SIZE
@@ -65,6 +64,7 @@ class _Message:
 
 class MxHandler(BaseHandler):
     max_message_bytes = LARGEST_MESSAGE_BYTES
+    max_recipients = MAX_RECIPIENTS
 
     def __init__(self, context: EdgeContext) -> None:
         self.context = context
@@ -76,16 +76,7 @@ class MxHandler(BaseHandler):
             check_spf_async(self.context.resolver, facts.remote_ip, envelope.sender, facts.helo)
         )
 
-    async def handle_RCPT(
-        self,
-        server: SMTP,
-        session: Session,
-        envelope: Transaction,
-        address: str,
-        rcpt_options: list[str],
-    ) -> str:
-        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
-            return TooManyRecipients().smtp_reply
+    async def recipient(self, session: Session, envelope: Transaction, address: str) -> str:
         try:
             route = await self.context.in_db(route_recipient, self.settings, address, now=utcnow())
         except Exception as exc:

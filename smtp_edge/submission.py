@@ -22,14 +22,13 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Session
 
-from provider.errors import AuthThrottled, SendingNotEnabled, TooManyRecipients
+from provider.errors import AuthThrottled, SendingNotEnabled
 from provider.plans import MB
 from provider.services.credentials import authenticate
 
 from .context import EdgeContext
 from .handlers import BaseHandler
 from .protocol import EdgeSMTP
-from .replies import RCPT_OK
 from .transaction import SessionFacts, Transaction
 
 log = logging.getLogger(__name__)
@@ -86,6 +85,7 @@ class AuthLimiter:
 
 class SubmissionHandler(BaseHandler):
     max_message_bytes = MAX_OUTBOUND_BYTES
+    max_recipients = MAX_OUTBOUND_RECIPIENTS
 
     def __init__(self, context: EdgeContext, limiter: AuthLimiter | None = None) -> None:
         self.context = context
@@ -101,19 +101,6 @@ class SubmissionHandler(BaseHandler):
 
         resource_id = await self.context.in_db(check)
         return Identity(username, resource_id) if resource_id else None
-
-    async def handle_RCPT(
-        self,
-        server: SMTP,
-        session: Session,
-        envelope: Transaction,
-        address: str,
-        rcpt_options: list[str],
-    ) -> str:
-        if len(envelope.rcpt_tos) >= MAX_OUTBOUND_RECIPIENTS:
-            return TooManyRecipients().smtp_reply
-        envelope.rcpt_tos.append(address)
-        return RCPT_OK
 
     async def refuse_data(
         self, server: SMTP, session: Session, envelope: Transaction

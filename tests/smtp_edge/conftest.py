@@ -352,6 +352,16 @@ class Conversation:
         self.sock.close()
 
 
+def open_transaction(port: int, *recipients: str) -> Conversation:
+    """A session past EHLO and MAIL FROM, and RCPT TO each of `recipients` (all accepted)."""
+    smtp = Conversation(port)
+    smtp.command("EHLO client.example")
+    assert smtp.command(f"MAIL FROM:<{SENDER}>") == ["250 2.1.0 OK"]
+    for recipient in recipients:
+        assert smtp.command(f"RCPT TO:<{recipient}>") == ["250 2.1.5 OK"]
+    return smtp
+
+
 def talk(conversation: Conversation, script: list[tuple[str, list[str]]]) -> None:
     """Assert a transcript: each client line and the exact reply lines it gets."""
     for line, expected in script:

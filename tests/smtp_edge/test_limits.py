@@ -14,7 +14,7 @@ from provider.models import InboundMessage, Usage
 from provider.plans import LARGEST_MESSAGE_BYTES, PLANS
 from provider.services.usage import count_inbound, inbound_count
 
-from .conftest import SENDER, Conversation, EdgeThread, Mailbox, Target, message
+from .conftest import SENDER, Conversation, EdgeThread, Mailbox, Target, message, open_transaction
 
 FREE_LIMIT = PLANS["free"].max_message_bytes
 
@@ -105,9 +105,7 @@ def test_when_the_monthly_quota_is_used_up_mail_is_deferred_and_recorded(
     box = mailbox(plan="free")
     count_inbound(db_session, box.resource_id, datetime.now(UTC), PLANS["free"].inbound_per_month)
     db_session.commit()
-    smtp = Conversation(edge.mx_port)
-    smtp.command("EHLO client.example")
-    smtp.command(f"MAIL FROM:<{SENDER}>")
+    smtp = open_transaction(edge.mx_port)
     reply = "452 4.2.2 Monthly message quota of this address's plan reached; retry later or upgrade"
     assert smtp.command(f"RCPT TO:<{box.address}>") == [reply]
     (row,) = rows(db_session)
@@ -121,9 +119,7 @@ def test_last_months_usage_does_not_count_against_this_month(
     box = mailbox(plan="free")
     count_inbound(db_session, box.resource_id, datetime(2020, 1, 31, 23, 59, tzinfo=UTC), 10_000)
     db_session.commit()
-    smtp = Conversation(edge.mx_port)
-    smtp.command("EHLO client.example")
-    smtp.command(f"MAIL FROM:<{SENDER}>")
+    smtp = open_transaction(edge.mx_port)
     assert smtp.command(f"RCPT TO:<{box.address}>") == ["250 2.1.5 OK"]
 
 

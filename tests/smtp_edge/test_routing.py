@@ -12,14 +12,21 @@ from sqlalchemy.orm import Session
 
 from provider.models.resource import DEPROVISIONED, PROVISIONING
 
-from .conftest import SENDER, Conversation, EdgeThread, Mailbox, Target, message, talk
+from .conftest import (
+    SENDER,
+    Conversation,
+    EdgeThread,
+    Mailbox,
+    Target,
+    message,
+    open_transaction,
+    talk,
+)
 
 
 def rcpt_reply(edge: EdgeThread, recipient: str) -> list[str]:
-    smtp = Conversation(edge.mx_port)
+    smtp = open_transaction(edge.mx_port)
     try:
-        smtp.command("EHLO client.example")
-        smtp.command(f"MAIL FROM:<{SENDER}>")
         return smtp.command(f"RCPT TO:<{recipient}>")
     finally:
         smtp.close()
@@ -162,10 +169,7 @@ def test_postmaster_is_a_target_of_its_own(
     edge: EdgeThread, mailbox: Callable[..., Mailbox]
 ) -> None:
     box = mailbox()
-    smtp = Conversation(edge.mx_port)
-    smtp.command("EHLO client.example")
-    smtp.command(f"MAIL FROM:<{SENDER}>")
-    assert smtp.command(f"RCPT TO:<{box.address}>") == ["250 2.1.5 OK"]
+    smtp = open_transaction(edge.mx_port, box.address)
     assert smtp.command("RCPT TO:<postmaster@cloudmailin.test>")[0].startswith("452 4.5.3 ")
 
 
@@ -173,9 +177,7 @@ def test_a_transaction_takes_at_most_100_recipients(
     edge: EdgeThread, mailbox: Callable[..., Mailbox]
 ) -> None:
     box = mailbox()
-    smtp = Conversation(edge.mx_port)
-    smtp.command("EHLO client.example")
-    smtp.command(f"MAIL FROM:<{SENDER}>")
+    smtp = open_transaction(edge.mx_port)
     for n in range(100):
         assert smtp.command(f"RCPT TO:<{box.local_id}+{n}@cloudmailin.test>") == ["250 2.1.5 OK"]
     assert smtp.command(f"RCPT TO:<{box.address}>") == [

@@ -15,7 +15,16 @@ from sqlalchemy.orm import Session
 
 from provider.models import InboundMessage
 
-from .conftest import SENDER, Conversation, EdgeThread, Mailbox, Target, message, talk
+from .conftest import (
+    SENDER,
+    Conversation,
+    EdgeThread,
+    Mailbox,
+    Target,
+    message,
+    open_transaction,
+    talk,
+)
 
 EHLO_AFTER_TLS = [
     "250-mx.cloudmailin.test",
@@ -142,10 +151,7 @@ def test_a_client_that_hangs_up_mid_data_leaves_no_post_and_no_record(
     edge: EdgeThread, target: Target, mailbox: Callable[..., Mailbox], db_session: Session
 ) -> None:
     box = mailbox("/status/200")
-    smtp = Conversation(edge.mx_port)
-    smtp.command("EHLO client.example")
-    smtp.command(f"MAIL FROM:<{SENDER}>")
-    smtp.command(f"RCPT TO:<{box.address}>")
+    smtp = open_transaction(edge.mx_port, box.address)
     smtp.command("DATA")
     smtp.send(b"Subject: cut\r\n\r\nhalf a message\r\n")
     smtp.sock.shutdown(socket.SHUT_RDWR)
@@ -189,10 +195,7 @@ def test_stopping_lets_a_delivery_finish_and_tells_idle_sessions_421(
     port = edge.mx_port
     idle = Conversation(port)
     idle.command("EHLO client.example")
-    busy = Conversation(edge.mx_port)
-    busy.command("EHLO client.example")
-    busy.command(f"MAIL FROM:<{SENDER}>")
-    busy.command(f"RCPT TO:<{box.address}>")
+    busy = open_transaction(port, box.address)
     busy.command("DATA")
     busy.send(b"Subject: during shutdown\r\n\r\nbody\r\n.\r\n")
     target.wait_for("/never")

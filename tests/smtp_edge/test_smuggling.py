@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from .conftest import SENDER, Conversation, EdgeThread, Mailbox, Target
+from .conftest import Conversation, EdgeThread, Mailbox, Target, open_transaction
 
 FAKE_ENDINGS = [
     b"\n.\n",
@@ -26,10 +26,7 @@ def unstuffed(data: bytes) -> bytes:
 
 
 def open_data(edge: EdgeThread, recipient: str) -> Conversation:
-    smtp = Conversation(edge.mx_port)
-    smtp.command("EHLO client.example")
-    assert smtp.command(f"MAIL FROM:<{SENDER}>") == ["250 2.1.0 OK"]
-    assert smtp.command(f"RCPT TO:<{recipient}>") == ["250 2.1.5 OK"]
+    smtp = open_transaction(edge.mx_port, recipient)
     assert smtp.command("DATA") == ["354 End data with <CR><LF>.<CR><LF>"]
     return smtp
 

@@ -30,6 +30,19 @@ def credential(
     return issued
 
 
+def submission_ehlo(*, tls: bool) -> list[str]:
+    middle = ["250-AUTH LOGIN PLAIN"] if tls else ["250-STARTTLS"]
+    return [
+        "250-mx.cloudmailin.test",
+        "250-SIZE 10485760",
+        "250-8BITMIME",
+        "250-PIPELINING",
+        "250-SMTPUTF8",
+        *middle,
+        "250 HELP",
+    ]
+
+
 def plain(username: str, key: str) -> str:
     return base64.b64encode(f"\0{username}\0{key}".encode()).decode()
 
@@ -50,18 +63,7 @@ def test_before_starttls_there_is_no_auth_and_nothing_but_starttls_works(edge: E
     talk(
         smtp,
         [
-            (
-                "EHLO app.example",
-                [
-                    "250-mx.cloudmailin.test",
-                    "250-SIZE 10485760",
-                    "250-8BITMIME",
-                    "250-PIPELINING",
-                    "250-SMTPUTF8",
-                    "250-STARTTLS",
-                    "250 HELP",
-                ],
-            ),
+            ("EHLO app.example", submission_ehlo(tls=False)),
             ("AUTH PLAIN " + plain("user", "key"), ["530 Must issue a STARTTLS command first"]),
             (f"MAIL FROM:<{SENDER}>", ["530 Must issue a STARTTLS command first"]),
         ],
@@ -75,18 +77,7 @@ def test_the_smtp_url_credentials_authenticate_with_plain_and_sending_is_refused
     talk(
         smtp,
         [
-            (
-                "EHLO app.example",
-                [
-                    "250-mx.cloudmailin.test",
-                    "250-SIZE 10485760",
-                    "250-8BITMIME",
-                    "250-PIPELINING",
-                    "250-SMTPUTF8",
-                    "250-AUTH LOGIN PLAIN",
-                    "250 HELP",
-                ],
-            ),
+            ("EHLO app.example", submission_ehlo(tls=True)),
             (f"MAIL FROM:<{SENDER}>", ["530 5.7.0 Authentication required"]),
             (
                 "AUTH PLAIN " + plain(credential.username, credential.key),
@@ -104,7 +95,7 @@ def test_auth_login_works_too(edge: EdgeThread, credential: IssuedCredential) ->
     talk(
         smtp,
         [
-            ("EHLO app.example", smtp.command("EHLO app.example")),
+            ("EHLO app.example", submission_ehlo(tls=True)),
             ("AUTH LOGIN " + b64(credential.username), ["334 UGFzc3dvcmQA"]),
             (b64(credential.key), ["235 2.7.0 Authentication successful"]),
         ],
