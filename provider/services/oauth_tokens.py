@@ -94,17 +94,16 @@ def access_token(
 ) -> str:
     """A usable access token, refreshed first when it has less than a minute left.
     Raises `GrantUnavailable` when the resource has no tokens. The caller commits."""
-    if not has_tokens(resource):
+    access_enc, refresh_enc = resource.access_token_enc, resource.refresh_token_enc
+    if access_enc is None or refresh_enc is None:
         raise GrantUnavailable(f"resource {resource.id} holds no OAuth tokens")
     box = SecretBox(settings.encryption_key)
-    if needs_refresh(resource, now=now):
-        assert resource.refresh_token_enc is not None
-        tokens = refresh_tokens(settings, box.decrypt(resource.refresh_token_enc))
-        store_tokens(settings, resource, tokens)
-        session.flush()
-        return tokens.access_token
-    assert resource.access_token_enc is not None
-    return box.decrypt(resource.access_token_enc)
+    if not needs_refresh(resource, now=now):
+        return box.decrypt(access_enc)
+    tokens = refresh_tokens(settings, box.decrypt(refresh_enc))
+    store_tokens(settings, resource, tokens)
+    session.flush()
+    return tokens.access_token
 
 
 def forget_tokens(resource: Resource) -> None:

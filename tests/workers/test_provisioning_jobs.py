@@ -14,6 +14,7 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select, update
 
+from provider.db import session_factory
 from provider.models import AppLogLine, Resource
 from provider.models.resource import DEPROVISIONED, PROVISIONED, PROVISIONING
 from provider.plans import plan_named
@@ -192,7 +193,7 @@ def test_a_permanent_failure_gives_up_and_posts_the_deprovision_action(heroku, d
     running, settings = heroku
     inject_fault(running.url, f"/addons/{async_addon.id}/config", 422, method="PATCH",
                  body={"id": "invalid_params", "message": "no"})
-    assert complete_provisioning(async_addon.id) == "gave up; deprovision action done"
+    assert complete_provisioning(async_addon.id) == "gave up; deprovision action posted"
     assert running.inspect().addon(async_addon.id)["state"] == "deprovisioned"
     posted = [c["url"] for c in running.inspect().calls(addon=async_addon.id) if c["method"] == "POST"]
     assert posted == [f"/addons/{async_addon.id}/actions/deprovision"]
@@ -236,7 +237,7 @@ def test_a_failing_deprovision_action_is_retried_by_its_own_job(heroku, db_sessi
     assert "deprovision action retrying" in complete_provisioning(async_addon.id)
     ((func, args, _),) = _scheduled(settings)
     assert (func, args) == (DEPROVISION_JOB, (async_addon.id, 1))
-    assert deprovision_action(*args) == "deprovision action done"
+    assert deprovision_action(*args) == "deprovision action posted"
     assert running.inspect().addon(async_addon.id)["state"] == "deprovisioned"
     assert not oauth_tokens.has_tokens(_reload(db_session, async_addon.id))
 
@@ -246,3 +247,21 @@ def test_a_deprovisioned_resource_is_not_provisioned_by_a_late_job(heroku, db_se
     deprovision(db_session, settings, async_addon.id)
     assert complete_provisioning(async_addon.id) == "resource already deprovisioned"
     assert token_calls(running) == 0
+
+
+def test_a_run_finding_the_resource_locked_comes_back_later(heroku, settings, async_addon):
+    running, _ = heroku
+    with session_factory(settings.database_url)() as other_run:
+        oauth_tokens.lock_resource(other_run, async_addon.id)
+        assert complete_provisioning(async_addon.id) == "resource busy; retrying in 5s"
+        other_run.rollback()
+    assert token_calls(running) == 0
+    ((func, args, _),) = _scheduled(settings)
+    assert (func, args) == (COMPLETE_JOB, (async_addon.id, 1))
+    assert complete_provisioning(*args) == "provisioned"
+
+
+def test_a_job_for_a_resource_that_no_longer_exists_does_nothing(heroku, settings):
+    assert exchange_grant("00000000-0000-0000-0000-000000000000") == "resource gone"
+    assert complete_provisioning("00000000-0000-0000-0000-000000000000") == "resource gone"
+    assert _scheduled(settings) == []

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from provider.heroku_platform import (
@@ -54,12 +55,30 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _lock(
+    session: Session, settings: Settings, job: str, resource_id: str, attempt: int, backoff: Backoff
+) -> Resource | str:
+    """The resource with its row locked, or why not. A row someone holds (another run of a job,
+    a plan change in a web request) is not waited for: the job comes back after its next delay,
+    when a finished run has left nothing to do and a web request has long committed."""
+    resource = oauth_tokens.lock_resource(session, resource_id, skip_locked=True)
+    if resource is not None:
+        return resource
+    if not session.scalar(select(exists().where(Resource.id == resource_id))):
+        return "resource gone"
+    delay = backoff.delay(attempt)
+    if delay is None:
+        return "resource busy; gave up"
+    schedule(settings, PROVISIONING_QUEUE, job, (resource_id, attempt + 1), delay)
+    return f"resource busy; retrying in {delay.total_seconds():.0f}s"
+
+
 def exchange_grant(resource_id: str, attempt: int = 0) -> str:
     settings = job_settings()
     with job_session(settings) as session:
-        resource = oauth_tokens.lock_resource(session, resource_id, skip_locked=True)
-        if resource is None:
-            return "resource gone or busy"
+        resource = _lock(session, settings, EXCHANGE_JOB, resource_id, attempt, GRANT_BACKOFF)
+        if isinstance(resource, str):
+            return resource
         if resource.state == DEPROVISIONED:
             return "resource deprovisioned"
         try:
@@ -96,11 +115,13 @@ def _finish(session: Session, settings: Settings, resource: Resource) -> None:
     applog.record(session, settings, resource.id, f"cloudmailin: provisioned plan={resource.plan}")
 
 
-def _lock_provisioning(session: Session, resource_id: str) -> Resource | str:
+def _lock_provisioning(
+    session: Session, settings: Settings, resource_id: str, attempt: int
+) -> Resource | str:
     """The resource, locked, if it still waits for provisioning; else why there is nothing to do."""
-    resource = oauth_tokens.lock_resource(session, resource_id, skip_locked=True)
-    if resource is None:
-        return "resource gone or busy"
+    resource = _lock(session, settings, COMPLETE_JOB, resource_id, attempt, PROVISIONING_BACKOFF)
+    if isinstance(resource, str):
+        return resource
     if resource.state != PROVISIONING:
         return f"resource already {resource.state}"
     return resource
@@ -109,7 +130,7 @@ def _lock_provisioning(session: Session, resource_id: str) -> Resource | str:
 def complete_provisioning(resource_id: str, attempt: int = 0) -> str:
     settings = job_settings()
     with job_session(settings) as session:
-        locked = _lock_provisioning(session, resource_id)
+        locked = _lock_provisioning(session, settings, resource_id, attempt)
         if isinstance(locked, str):
             return locked
         resource = locked
@@ -118,7 +139,7 @@ def complete_provisioning(resource_id: str, attempt: int = 0) -> str:
             if oauth_tokens.exchange_grant(session, settings, resource):
                 # Tokens are worth keeping whatever happens next: the grant cannot be used twice.
                 session.commit()
-                relocked = _lock_provisioning(session, resource_id)
+                relocked = _lock_provisioning(session, settings, resource_id, attempt)
                 if isinstance(relocked, str):
                     return relocked
             _finish(session, settings, resource)
@@ -154,6 +175,7 @@ def _post_deprovision(session: Session, settings: Settings, resource: Resource, 
     try:
         token = oauth_tokens.access_token(session, settings, resource)
         PlatformAPI(settings, token).deprovision(resource.id)
+        outcome = "deprovision action posted"
     except TemporaryPlatformError as exc:
         session.commit()
         delay = DEPROVISION_BACKOFF.delay(attempt, exc.retry_after)
@@ -161,19 +183,21 @@ def _post_deprovision(session: Session, settings: Settings, resource: Resource, 
             schedule(settings, PROVISIONING_QUEUE, DEPROVISION_JOB, (resource.id, attempt + 1), delay)
             return f"deprovision action retrying in {delay.total_seconds():.0f}s: {exc}"
         log.warning("deprovision action for resource %s never succeeded: %s", resource.id, exc)
+        outcome = f"deprovision action failed: {exc}"
     except PermanentPlatformError as exc:
         log.warning("deprovision action for resource %s refused: %s", resource.id, exc)
+        outcome = f"deprovision action refused: {exc}"
     oauth_tokens.forget_tokens(resource)
     session.commit()
-    return "deprovision action done"
+    return outcome
 
 
 def deprovision_action(resource_id: str, attempt: int = 0) -> str:
     settings = job_settings()
     with job_session(settings) as session:
-        resource = oauth_tokens.lock_resource(session, resource_id, skip_locked=True)
-        if resource is None:
-            return "resource gone or busy"
+        resource = _lock(session, settings, DEPROVISION_JOB, resource_id, attempt, DEPROVISION_BACKOFF)
+        if isinstance(resource, str):
+            return resource
         if resource.state != DEPROVISIONED:
             return f"resource is {resource.state}"
         return _post_deprovision(session, settings, resource, attempt)
