@@ -305,3 +305,20 @@ def test_mail_the_target_accepted_is_still_accepted_when_the_history_cannot_be_w
     assert send(edge, [box.address], message()) == {}
     assert len(target.requests) == 1
     assert any("could not record delivery" in r.getMessage() for r in caplog.records)
+
+
+def test_a_message_over_the_parsers_caps_is_refused_permanently_and_recorded(
+    edge: EdgeThread, target: Target, mailbox: Callable[..., Mailbox], db_session: Session
+) -> None:
+    box = mailbox("/status/200")
+    parts = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\npart\r\n" for _ in range(1001))
+    raw = (
+        b"Subject: many parts\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        + parts
+        + b"--b--\r\n"
+    )
+    code, text = smtp_error(edge, [box.address], raw)
+    assert (code, text) == (554, "5.6.0 Message structure too complex to process")
+    assert target.requests == []
+    (row,) = history(db_session)
+    assert (row.status, row.smtp_reply) == ("rejected_content", "554 " + text)
