@@ -1,8 +1,8 @@
 """`reply_plain`: the new text of a reply, without the quoted history.
 
 Why not email-reply-parser (it is a dependency, and was tried): its multi-line "On ... wrote:"
-regex is `(?!On.*On\\s.+?wrote:)(On\\s(.+?)wrote:)` with DOTALL, which is quadratic or worse in
-the body length (a hostile body of "On On On ..." stalls the edge), and it also drops signatures
+regex is `(?!On.*On\\s.+?wrote:)(On\\s(.+?)wrote:)` with DOTALL, which is about cubic in the
+body length (measured: 5 KB of "On x " takes 4 s, 10 KB 42 s), and it also drops signatures
 ("-- ", "Sent from my iPhone"), which the spec does not ask for and which loses text users want
 (talon, whose fixtures we test against, keeps them). This module is line based and linear:
 

@@ -127,3 +127,9 @@ def test_email_reply_parser_interleaved_and_lookalike_fixtures() -> None:
         assert reply.endswith("the tunnel is not working.")
     mid_line = ERP / "email_sig_delimiter_in_middle_of_line.txt"
     assert erp(mid_line.stem) == mid_line.read_text().strip()
+
+
+def test_many_on_words_without_wrote_are_ordinary_text() -> None:
+    # The input that makes email-reply-parser's regex run for minutes stays plain text here.
+    body = "On x " * 200_000
+    assert extract_reply(body) == body.strip()
