@@ -85,9 +85,7 @@ def config_for(session: Session, settings: Settings, resource: Resource) -> dict
 
 
 def provision(session: Session, settings: Settings, request: ProvisionRequest) -> Provisioned:
-    existing = session.get(Resource, request.uuid)
-    if existing is not None:
-        return _repeat(session, settings, existing)
+    # No look-up first: the INSERT is the check, so a new add-on (the common case) costs one flush.
     try:
         resource = _create(session, settings, request)
     except IntegrityError:
@@ -97,10 +95,9 @@ def provision(session: Session, settings: Settings, request: ProvisionRequest) -
             raise  # not the uuid race (an 80-bit local id collision): let the caller answer 5xx
         return _repeat(session, settings, existing)
     answer = _answer(session, settings, resource, created=True)
+    plan = resource.plan
     session.commit()
-    log.info(
-        "provisioned resource=%s plan=%s mode=%s", resource.id, resource.plan, settings.provisioning_mode
-    )
+    log.info("provisioned resource=%s plan=%s mode=%s", answer.resource_id, plan, settings.provisioning_mode)
     return answer
 
 
@@ -120,11 +117,12 @@ def _create(session: Session, settings: Settings, request: ProvisionRequest) -> 
     if request.oauth_grant is not None:
         resource.oauth_grant_enc = box.encrypt(request.oauth_grant.code)
         resource.oauth_grant_expires_at = request.oauth_grant.expires_at
-    session.add(resource)
-    # Insert the row alone first: a concurrent POST of the same uuid fails here, before more work.
-    session.flush()
+    # Children join the resource before it is in the session, so no collection is loaded from the
+    # database; the flush inserts the resource row first, where a concurrent POST of the same uuid
+    # waits for the winner and then fails on the primary key.
     create_address(session, settings, resource, request.target)
     credentials.issue_credential(session, settings, resource)
+    session.add(resource)
     session.flush()
     if settings.sync_provisioning:
         applog.record(session, settings, resource.id, f"cloudmailin: provisioned plan={resource.plan}")
