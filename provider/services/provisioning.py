@@ -110,7 +110,8 @@ def _create(session: Session, settings: Settings, request: ProvisionRequest) -> 
         plan=request.plan.name,
         region=request.region,
         state=PROVISIONED if settings.sync_provisioning else PROVISIONING,
-        options=dict(request.options),
+        # The target lives on the address (and is cleared there on deprovision); the rest are kept.
+        options={k: v for k, v in request.options.items() if k != "target"},
         callback_url=request.callback_url,
         log_input_url_enc=box.encrypt(request.log_input_url) if request.log_input_url else None,
     )
@@ -227,6 +228,7 @@ def deprovision(
     resource.deprovisioned_at = now
     credentials.revoke_all(resource, now=now)
     oauth_tokens.forget_tokens(resource)
+    resource.options = {}
     for address in resource.addresses:
         address.target_url = None
     session.execute(delete(Domain).where(Domain.resource_id == resource.id))

@@ -54,14 +54,20 @@ def test_delete_revokes_the_smtp_credentials(client, settings, db_session):
     assert authenticate(db_session, parts.username, parts.password) is None
 
 
-def test_delete_drops_oauth_tokens_grant_and_custom_domains(client, settings, db_session):
-    resource_id = provision(client, settings).json["id"]
+def test_delete_drops_oauth_tokens_grant_target_options_and_custom_domains(
+    client, settings, db_session
+):
+    resource_id = provision(
+        client, settings, options={"target": "https://u:pw@x.example/in", "a": "b"}
+    ).json["id"]
     _with_tokens(db_session, settings, resource_id)
     _delete(client, settings, resource_id)
     db_session.expire_all()
     resource = db_session.get(Resource, resource_id)
     assert resource.oauth_grant_enc is None
     assert resource.access_token_enc is None and resource.refresh_token_enc is None
+    assert resource.options == {}
+    assert resource.addresses[0].target_url is None
     assert db_session.scalars(select(Domain)).all() == []
 
 

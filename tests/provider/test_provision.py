@@ -193,7 +193,9 @@ def test_other_options_may_be_strings_or_flags(client, settings, db_session):
     options = {"target": TARGET, "verbose": True, "mode": "true", "count": "3"}
     response = provision(client, settings, options=options)
     assert response.status_code == 201
-    assert db_session.get(Resource, response.json["id"]).options == options
+    stored = db_session.get(Resource, response.json["id"])
+    assert stored.options == {"verbose": True, "mode": "true", "count": "3"}
+    assert stored.addresses[0].target_url == TARGET
 
 
 def test_reprovisioning_a_deprovisioned_uuid_is_refused_with_410(client, settings):
