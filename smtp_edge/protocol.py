@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, syntax
 
@@ -70,6 +70,17 @@ class EdgeSMTP(SMTP):
         if first:
             self._on_open(self)
 
+    def _peer_gone(self) -> bool:
+        # After STARTTLS the writer's transport is asyncio's TLS wrapper; once the client has gone it
+        # can be half torn down, and writing to it raises AttributeError inside asyncio (3.13.0).
+        transport = self._writer.transport if self._writer is not None else self.transport
+        return transport is None or transport.is_closing() or getattr(transport, "_ssl_protocol", 1) is None
+
+    async def push(self, status: AnyStr) -> None:
+        if self._peer_gone():
+            return
+        await super().push(status)
+
     def connection_lost(self, error: Exception | None) -> None:
         self._on_close(self)
         if isinstance(self.envelope, Transaction):
@@ -80,7 +91,8 @@ class EdgeSMTP(SMTP):
         """Say 421 and close, unless a message is being delivered (then it finishes first)."""
         if self.transport is None or self.busy:
             return
-        self._writer.write(f"{ShuttingDown().smtp_reply}\r\n".encode("ascii"))
+        if not self._peer_gone():
+            self._writer.write(f"{ShuttingDown().smtp_reply}\r\n".encode("ascii"))
         self.transport.close()
 
     def abort(self) -> None:
