@@ -18,19 +18,21 @@ from pathlib import Path
 NPM_DIR = Path(__file__).resolve().parent / "npm"
 HEROKU_BIN = NPM_DIR / "node_modules" / ".bin" / "heroku"
 CLOUDMAILIN_PACKAGE = NPM_DIR / "node_modules" / "cloudmailin"
+EXPRESS_PACKAGE = NPM_DIR / "node_modules" / "express"
+NPM_PACKAGES = (HEROKU_BIN, CLOUDMAILIN_PACKAGE, EXPRESS_PACKAGE)
 
 
 def ensure_npm_tools() -> None:
     """`npm ci` from the lock file if the tools are missing (the Makefile does it first; this
     covers a bare `pytest`). A file lock keeps parallel test workers from installing twice."""
-    if HEROKU_BIN.exists() and CLOUDMAILIN_PACKAGE.exists():
+    if all(path.exists() for path in NPM_PACKAGES):
         return
     npm = shutil.which("npm")
     if npm is None:
         raise RuntimeError("npm is not installed; it is needed to install tests/npm")
     with open(NPM_DIR / ".install.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not HEROKU_BIN.exists() or not CLOUDMAILIN_PACKAGE.exists():
+        if not all(path.exists() for path in NPM_PACKAGES):
             subprocess.run(
                 [npm, "ci", "--prefix", str(NPM_DIR), "--no-audit", "--no-fund", "--loglevel=error"],
                 check=True,
