@@ -3,19 +3,26 @@
 Starts embedded PostgreSQL and Redis in `.data/` (unless DATABASE_URL / REDIS_URL are set), keeps
 development secrets in `.data/dev.env` so data encrypted in one run decrypts in the next, applies
 migrations the way the `release` process does, and runs the Procfile's web, smtp and worker
-processes under honcho. Ctrl-C stops everything; the data stays for the next run.
+processes under honcho, beside the local stand-in of Heroku's platform and a demo target. Once the
+web process answers, it provisions a demo add-on through the stand-in (as `heroku addons:create`
+would) and prints its config vars. Ctrl-C stops everything; the data stays for the next run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from provider.crypto import new_encryption_key
 
@@ -24,6 +31,9 @@ from .services import embedded
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / ".data"
 WEB_PORT = int(os.environ.get("PORT", "5000"))
+STANDIN_PORT = int(os.environ.get("STANDIN_PORT", "5100"))
+TARGET_PORT = int(os.environ.get("DEMO_TARGET_PORT", "5200"))
+DEMO_APP = "demo"
 
 
 def dev_secrets() -> dict[str, str]:
@@ -40,6 +50,7 @@ def dev_secrets() -> dict[str, str]:
         "HEROKU_ADDON_PASSWORD": lambda: secrets.token_hex(16),
         "HEROKU_SSO_SALT": lambda: secrets.token_hex(16),
         "HEROKU_OAUTH_CLIENT_SECRET": lambda: secrets.token_hex(16),
+        "HEROKU_API_KEY": lambda: secrets.token_hex(16),
     }
     for key, make in defaults.items():
         values.setdefault(key, make())
@@ -63,41 +74,117 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> int:
-    # SIGTERM (from a supervisor or `kill`) stops as cleanly as Ctrl-C: servers shut down, data kept.
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+def service_env(secret_values: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({k: v for k, v in dev_secrets().items() if not os.environ.get(k)})
+    env.update({k: v for k, v in secret_values.items() if not os.environ.get(k)})
+    standin = f"http://localhost:{STANDIN_PORT}"
     env.setdefault("PORT", str(WEB_PORT))
     env.setdefault("PUBLIC_URL", f"http://localhost:{WEB_PORT}")
+    env.setdefault("HEROKU_API_URL", standin)
+    env.setdefault("HEROKU_ID_URL", standin)
     env.setdefault("SMTP_MX_PORT", "2500")
     env.setdefault("SMTP_SUBMISSION_PORT", "2525")
     env.setdefault("SMTP_PUBLIC_HOST", "localhost")
     env.setdefault("SMTP_PUBLIC_PORT", env["SMTP_SUBMISSION_PORT"])
     env.setdefault("INBOUND_DOMAIN", "cloudmailin.localhost")
+    env.setdefault("SMTP_DATA_DIR", str(DATA))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def side_processes(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    """Heroku's side (the stand-in, also the OAuth server) and the demo app's target."""
+    standin = [
+        sys.executable, "-m", "tests.heroku_standin", "--port", str(STANDIN_PORT),
+        "--manifest", str(ROOT / "addon-manifest.json"),
+        "--provider-url", f"http://localhost:{env['PORT']}/heroku/resources",
+        "--sso-url", f"http://localhost:{env['PORT']}/sso/login",
+        "--addon-password", env["HEROKU_ADDON_PASSWORD"], "--sso-salt", env["HEROKU_SSO_SALT"],
+        "--client-secret", env["HEROKU_OAUTH_CLIENT_SECRET"], "--api-key", env["HEROKU_API_KEY"],
+        "--app", DEMO_APP,
+    ]
+    target = [sys.executable, "-m", "dev.echo_target", str(TARGET_PORT)]
+    return [subprocess.Popen(cmd, env=env, cwd=ROOT) for cmd in (standin, target)]
+
+
+def _call(url: str, api_key: str, body: dict[str, Any] | None = None) -> Any:
+    request = urllib.request.Request(  # noqa: S310 (http://localhost only)
+        url,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"Bearer {api_key}", "Accept": "application/vnd.heroku+json; version=3",
+                 "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        return json.loads(response.read() or b"null")
+
+
+def provision_demo(env: dict[str, str]) -> str:
+    """Provision the demo add-on through the stand-in, once; return its config vars for the banner."""
+    standin = f"http://localhost:{STANDIN_PORT}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            _call(f"http://localhost:{env['PORT']}/healthz", "")
+            addons = _call(f"{standin}/apps/{DEMO_APP}/addons", env["HEROKU_API_KEY"])
+            break
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                return "  (the web process or the stand-in did not come up; see the log above)"
+            time.sleep(0.5)
+    if not addons:
+        _call(f"{standin}/apps/{DEMO_APP}/addons", env["HEROKU_API_KEY"], {
+            "plan": {"name": "cloudmailin:starter"},
+            "config": {"target": f"http://127.0.0.1:{TARGET_PORT}/incoming"},
+        })
+    config = _call(f"{standin}/apps/{DEMO_APP}/config-vars", env["HEROKU_API_KEY"]) or {}
+    return "\n".join(f"  {name}={value}" for name, value in sorted(config.items())) or "  (none yet)"
+
+
+def main() -> int:
+    # SIGTERM (from a supervisor or `kill`) stops as cleanly as Ctrl-C: servers shut down, data kept.
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    env = service_env(dev_secrets())
     with backing_services() as urls:
         env.update(urls)
         subprocess.run(["flask", "--app", "provider", "db", "upgrade"], env=env, check=True)
-        print(banner(env), flush=True)
         honcho = [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start"]
-        proc = subprocess.Popen([*honcho, "web", "smtp", "worker"], env=env, cwd=ROOT)
+        procs = [subprocess.Popen([*honcho, "web", "smtp", "worker"], env=env, cwd=ROOT)]
+        procs += side_processes(env)
         try:
-            return proc.wait()
+            print(banner(env, provision_demo(env)), flush=True)
+            return procs[0].wait()
         except KeyboardInterrupt:
-            proc.send_signal(signal.SIGINT)
-            return proc.wait()
+            return 0
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGINT)
+            for proc in procs:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=30)
 
 
-def banner(env: dict[str, str]) -> str:
+def banner(env: dict[str, str], demo_config: str) -> str:
+    mx = env["SMTP_MX_PORT"]
     return f"""
 CloudMailin add-on backend, development mode
   web (partner API, SSO, dashboard)  http://localhost:{env['PORT']}
-  smtp MX listener                   localhost:{env['SMTP_MX_PORT']}
-  smtp submission listener           localhost:{env['SMTP_SUBMISSION_PORT']}
+  smtp MX listener                   localhost:{mx}
+  smtp submission listener           localhost:{env['SMTP_SUBMISSION_PORT']} (STARTTLS, then AUTH)
+  Heroku stand-in (HEROKU_HOST)      http://localhost:{STANDIN_PORT}
+  demo target (the app)              http://127.0.0.1:{TARGET_PORT}/incoming (prints each POST)
   PostgreSQL                         {env['DATABASE_URL']}
   Redis                              {env['REDIS_URL']}
   secrets                            .data/dev.env
+
+The demo app's add-on ({DEMO_APP}), provisioned through the stand-in:
+{demo_config}
+
+Try it:
+  bin/heroku config -a {DEMO_APP}                 # the real Heroku CLI against the stand-in
+  bin/heroku addons:open cloudmailin -a {DEMO_APP} --show-url   # SSO into the dashboard
+  .data/tools/usr/bin/swaks --server localhost:{mx} --to <CLOUDMAILIN_FORWARD_ADDRESS>
+      (or any SMTP client; the demo target prints the POST)
 Ctrl-C stops everything; data stays in .data/ for the next run.
 """
 
