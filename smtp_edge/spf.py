@@ -26,6 +26,7 @@ import dns.resolver
 import spf
 
 from provider.dns import DnsNoSuchDomain, DnsPermanentError, DnsTemporaryError, resolve
+from provider.inbound.envelope import SPF_RESULTS, SpfResult
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +37,7 @@ MAX_CONCURRENT_CHECKS = 32
 """Checks that wait on DNS at once; more queue. A pool of their own keeps slow DNS from starving
 other users of the event loop's default executor."""
 
-RESULTS = ("none", "neutral", "pass", "fail", "softfail", "temperror", "permerror")
 
-
-@dataclass(frozen=True)
-class SpfResult:
-    """What the POST's ``envelope.spf`` carries."""
-
-    result: str
-    domain: str
 
 
 @dataclass(frozen=True)
@@ -157,7 +150,7 @@ def check_spf(
         result = "temperror"
     finally:
         _current.reset(token)
-    if result not in RESULTS:
+    if result not in SPF_RESULTS:
         log.warning("SPF: unexpected result %r for %s", result, domain)
         result = "temperror"
     return SpfResult(result, domain)

@@ -9,11 +9,11 @@ from typing import Any
 from aiosmtpd.smtp import Envelope, Session
 
 from provider.inbound import Envelope as PostEnvelope
-from provider.inbound import SpfResult as PostSpf
+from provider.inbound import SpfResult
 from provider.plans import LARGEST_MESSAGE_BYTES
 from provider.services.routing import Route
 
-from .spf import SpfResult, spf_domain
+from .spf import spf_domain
 
 NULL_SENDER = "<>"
 
@@ -71,24 +71,24 @@ class SessionFacts:
         )
 
 
-async def spf_verdict(transaction: Transaction, facts: SessionFacts) -> PostSpf:
+async def spf_verdict(transaction: Transaction, facts: SessionFacts) -> SpfResult:
     """The SPF result for the payload; a check that failed to run counts as temperror."""
     domain = spf_domain(transaction.sender, facts.helo)
     task = transaction.spf_task
     if task is None:
-        return PostSpf("none", domain)
+        return SpfResult("none", domain)
     try:
         result = await task
     except asyncio.CancelledError:
         if task.cancelled():  # the check was stopped, not this coroutine
-            return PostSpf("temperror", domain)
+            return SpfResult("temperror", domain)
         raise
     except Exception:
-        return PostSpf("temperror", domain)
-    return PostSpf(result.result, result.domain)
+        return SpfResult("temperror", domain)
+    return result
 
 
-def post_envelope(transaction: Transaction, facts: SessionFacts, spf: PostSpf) -> PostEnvelope:
+def post_envelope(transaction: Transaction, facts: SessionFacts, spf: SpfResult) -> PostEnvelope:
     recipients = list(transaction.rcpt_tos)
     return PostEnvelope(
         to=recipients[0],
