@@ -1,0 +1,129 @@
+"""History rows written in batches, one transaction per batch (group commit).
+
+Every delivery adds a history row and bumps its resource's monthly counter. Written one
+transaction per message, concurrent sessions for one resource queue on that counter row's lock
+for the length of a transaction each, which capped the edge at about 130 messages per second
+(bench/inbound.py). Here one writer takes everything waiting, writes it in one transaction with
+one counter upsert per resource and month (placed last, so the row lock is held only until the
+commit), and the next batch gathers meanwhile. Each caller still waits for its own row, so a
+reply is sent after the row is committed, exactly as before.
+
+A batch that fails is retried one row per transaction, so one bad row cannot lose the others'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy.orm import Session
+
+from provider.services import applog
+from provider.services.history import Delivery, record_delivery
+from provider.services.usage import count_inbound, month_start
+from provider.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 200
+"""Rows per transaction; more wait for the next one."""
+
+
+@dataclass(frozen=True)
+class Recording:
+    delivery: Delivery
+    counted: bool  # the message counts towards the monthly quota
+    log_line: str
+
+
+RunInDb = Callable[..., Awaitable[None]]
+"""`in_db(fn, *args)`: runs `fn(session, *args)` in a DB thread (EdgeContext.in_db)."""
+
+
+class HistoryWriter:
+    def __init__(self, settings: Settings, in_db: RunInDb, keep: Callable[[asyncio.Task[None]], object]):
+        self._settings = settings
+        self._in_db = in_db
+        self._keep = keep
+        self._pending: list[tuple[Recording, asyncio.Future[None]]] = []
+        self._running = False
+
+    def submit(self, recording: Recording) -> asyncio.Future[None]:
+        """Queue the row; the future completes once it is committed (or fails with the error)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((recording, future))
+        if not self._running:
+            self._running = True
+            self._keep(asyncio.create_task(self._drain()))
+        return future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                await self._write(batch)
+        finally:
+            self._running = False
+            for _, future in self._pending:  # only when cancelled (the edge is closing)
+                future.cancel()
+            self._pending.clear()
+
+    async def _write(self, batch: list[tuple[Recording, asyncio.Future[None]]]) -> None:
+        try:
+            await self._in_db(self._write_rows, [recording for recording, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                _settle(batch[0][1], exc)
+                return
+            log.warning("history batch of %d failed (%s); writing its rows one by one", len(batch), exc)
+            await asyncio.gather(*(self._write_one(item) for item in batch))
+            return
+        for _, future in batch:
+            _settle(future, None)
+
+    async def _write_one(self, item: tuple[Recording, asyncio.Future[None]]) -> None:
+        recording, future = item
+        try:
+            await self._in_db(self._write_rows, [recording])
+        except Exception as exc:
+            _settle(future, exc)
+        else:
+            _settle(future, None)
+
+    def _write_rows(self, session: Session, recordings: list[Recording]) -> None:
+        counts: Counter[tuple[str, date]] = Counter()
+        when: dict[tuple[str, date], datetime] = {}
+        for recording in recordings:
+            delivery = recording.delivery
+            record_delivery(session, delivery)
+            if recording.counted:
+                key = (delivery.resource_id, month_start(delivery.received_at))
+                counts[key] += 1
+                when.setdefault(key, delivery.received_at)
+        session.flush()  # a row the database refuses fails here, not inside the courtesy below
+        try:
+            with session.begin_nested():
+                for recording in recordings:
+                    resource_id = recording.delivery.resource_id
+                    applog.record(session, self._settings, resource_id, recording.log_line)
+        except Exception:
+            # The app's log lines are a courtesy; the history rows and the counters are not.
+            log.exception("could not add %d app log lines", len(recordings))
+        # Last, so each counter row stays locked only from here to the commit.
+        for key, messages in sorted(counts.items()):
+            count_inbound(session, key[0], when[key], messages)
+        session.commit()
+
+
+def _settle(future: asyncio.Future[None], error: Exception | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
