@@ -45,37 +45,77 @@ async def read_data(
     reader: asyncio.StreamReader, max_bytes: int, *, keepalive: Callable[[], None]
 ) -> DataResult:
     """Read up to the end-of-data line; raises DataFlood, or IncompleteReadError on EOF."""
-    data: bytearray | None = bytearray()
-    size = 0
-    at_line_start = True
-    unreported = 0
-    cutoff = flood_limit(max_bytes)
+    sink = _Sink(max_bytes, keepalive)
+    # How much of CRLF "." the bytes taken so far end with: a real line start is `matched == 2`.
+    # DATA begins at a line start.
+    matched = 2
     while True:
-        try:
-            line = await reader.readuntil(CRLF)
-            complete = True
-        except asyncio.LimitOverrunError as overrun:
-            # No CRLF within the buffer limit: take what is safe to take (never half a CRLF).
-            line = await reader.read(overrun.consumed)
-            if not line:
-                raise asyncio.IncompleteReadError(b"", None) from None
-            complete = False
-        if at_line_start:
-            if complete and line == END_OF_DATA:
-                break
-            if line[:1] == b".":
-                line = line[1:]
-        at_line_start = complete
-        size += len(line)
-        if data is not None:
-            if size <= max_bytes:
-                data += line
+        if matched == 0:
+            # Everything up to the next CRLF "." in one piece: the lines in between need nothing.
+            try:
+                piece = await reader.readuntil(LINE_START_DOT)
+            except asyncio.LimitOverrunError as overrun:
+                # In pieces of at most KEEPALIVE_BYTES; one that ends inside a CRLF "." is
+                # finished byte by byte below.
+                piece = await reader.read(min(overrun.consumed, KEEPALIVE_BYTES))
+                if not piece:
+                    raise asyncio.IncompleteReadError(b"", None) from None
+                sink.take(piece)
+                matched = _crlf_suffix(piece)
+                continue
+            sink.take(piece[:-1])
+        elif matched == 1 or (byte := await reader.readexactly(1)) != b".":
+            # Byte by byte only where a piece ended inside (or just after) a CRLF.
+            if matched == 1:
+                byte = await reader.readexactly(1)
+            sink.take(byte)
+            matched = 2 if byte == b"\n" and matched == 1 else 1 if byte == b"\r" else 0
+            continue
+        # A dot starts this line: the line "." ends DATA, any other loses the dot (unstuffing).
+        byte = await reader.readexactly(1)
+        if byte == b"\r":
+            after = await reader.readexactly(1)
+            if after == b"\n":
+                return sink.result()
+            sink.take(byte + after)
+            matched = 1 if after == b"\r" else 0
+        else:
+            sink.take(byte)
+            matched = 0
+
+
+LINE_START_DOT = CRLF + b"."
+
+
+def _crlf_suffix(data: bytes) -> int:
+    if data.endswith(CRLF):
+        return 2
+    return 1 if data.endswith(b"\r") else 0
+
+
+class _Sink:
+    """Keeps the message up to the limit, counts it all, cuts off a flood, feeds the idle timer."""
+
+    def __init__(self, max_bytes: int, keepalive: Callable[[], None]) -> None:
+        self.data: bytearray | None = bytearray()
+        self.size = 0
+        self.max_bytes = max_bytes
+        self.cutoff = flood_limit(max_bytes)
+        self.keepalive = keepalive
+        self.unreported = 0
+
+    def take(self, piece: bytes) -> None:
+        self.size += len(piece)
+        if self.data is not None:
+            if self.size <= self.max_bytes:
+                self.data += piece
             else:
-                data = None
-        elif size > cutoff:
-            raise DataFlood(size)
-        unreported += len(line)
-        if unreported >= KEEPALIVE_BYTES:
-            keepalive()
-            unreported = 0
-    return DataResult(data, size)
+                self.data = None
+        elif self.size > self.cutoff:
+            raise DataFlood(self.size)
+        crossed, self.unreported = divmod(self.unreported + len(piece), KEEPALIVE_BYTES)
+        for _ in range(crossed):
+            self.keepalive()
+
+    def result(self) -> DataResult:
+        return DataResult(self.data, self.size)

@@ -141,7 +141,7 @@ class MxHandler(BaseHandler):
             payload_envelope = post_envelope(envelope, message.facts, spf)
             try:
                 post = await self.context.in_cpu(
-                    prepare_post, self.settings, message.route, raw, payload_envelope
+                    len(raw), prepare_post, self.settings, message.route, raw, payload_envelope
                 )
             finally:
                 del raw
