@@ -51,6 +51,12 @@ def record(session: Session, settings: Settings, resource_id: str, message: str)
     if resource is None or resource.log_input_url_enc is None:
         return
     session.add(AppLogLine(resource_id=resource_id, message=message))
+    ship_after_commit(session, settings, resource_id)
+
+
+def ship_after_commit(session: Session, settings: Settings, resource_id: str) -> None:
+    """Ask for shipping once `session` commits, for a line the caller inserted itself (the
+    provisioning hot path writes its line in the same statement as the resource)."""
     pending: set[str] = session.info.setdefault(_PENDING, set())
     pending.add(resource_id)
     if not session.info.get(_HOOKED):

@@ -56,13 +56,22 @@ def key_for(settings: Settings, username: str) -> str:
     return digest.hexdigest()[:32]
 
 
-def issue_credential(session: Session, settings: Settings, resource: Resource) -> IssuedCredential:
+def new_pair(settings: Settings) -> IssuedCredential:
     username = new_username()
-    key = key_for(settings, username)
-    credential = Credential(username=username, key_hash=hash_key(key))
+    return IssuedCredential(username, key_for(settings, username))
+
+
+def credential_values(pair: IssuedCredential) -> dict[str, str]:
+    """The stored columns of a new credential: the key only as its hash."""
+    return {"username": pair.username, "key_hash": hash_key(pair.key)}
+
+
+def issue_credential(session: Session, settings: Settings, resource: Resource) -> IssuedCredential:
+    pair = new_pair(settings)
+    credential = Credential(**credential_values(pair))
     resource.credentials.append(credential)
     session.add(credential)
-    return IssuedCredential(username, key)
+    return pair
 
 
 def current_credential(resource: Resource) -> Credential | None:

@@ -26,16 +26,16 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..crypto import SecretBox
 from ..models import Domain, Resource
 from ..models.base import utcnow
 from ..models.domain import INBOUND
-from ..models.resource import DEPROVISIONED, PROVISIONED, PROVISIONING
+from ..models.resource import DEPROVISIONED, PROVISIONING
 from ..plans import Plan
 from ..settings import Settings
 from ..tasks import PROVISIONING_QUEUE, Job, enqueue_after_commit
 from . import applog, credentials, oauth_tokens
-from .addresses import create_address, display_target, forward_address
+from .addresses import display_target, forward_address
+from .new_resource import insert_new_resource
 from .partner_requests import ProvisionRequest
 
 log = logging.getLogger(__name__)
@@ -85,54 +85,39 @@ def config_for(session: Session, settings: Settings, resource: Resource) -> dict
 
 
 def provision(session: Session, settings: Settings, request: ProvisionRequest) -> Provisioned:
-    # No look-up first: the INSERT is the check, so a new add-on (the common case) costs one flush.
+    # No look-up first: the INSERT is the check, so a new add-on (the common case) costs one
+    # statement and the commit.
     try:
-        resource = _create(session, settings, request)
+        answer = _create(session, settings, request)
     except IntegrityError:
         session.rollback()
         existing = session.get(Resource, request.uuid)
         if existing is None:
             raise  # not the uuid race (an 80-bit local id collision): let the caller answer 5xx
         return _repeat(session, settings, existing)
-    answer = _answer(session, settings, resource, created=True)
-    plan = resource.plan
     session.commit()
-    log.info("provisioned resource=%s plan=%s mode=%s", answer.resource_id, plan, settings.provisioning_mode)
+    log.info("provisioned resource=%s plan=%s mode=%s", request.uuid, request.plan.name,
+             settings.provisioning_mode)
     return answer
 
 
-def _create(session: Session, settings: Settings, request: ProvisionRequest) -> Resource:
-    box = SecretBox(settings.encryption_key)
-    resource = Resource(
-        id=request.uuid,
-        name=request.name,
-        heroku_id=request.heroku_id,
-        plan=request.plan.name,
-        region=request.region,
-        state=PROVISIONED if settings.sync_provisioning else PROVISIONING,
-        # The target lives on the address (and is cleared there on deprovision); the rest are kept.
-        options={k: v for k, v in request.options.items() if k != "target"},
-        callback_url=request.callback_url,
-        log_input_url_enc=box.encrypt(request.log_input_url) if request.log_input_url else None,
-    )
+def _create(session: Session, settings: Settings, request: ProvisionRequest) -> Provisioned:
+    new = insert_new_resource(session, settings, request)
+    resource_id = request.uuid
+    if request.log_input_url is not None:
+        applog.ship_after_commit(session, settings, resource_id)
+    if not settings.sync_provisioning:
+        _enqueue(session, settings, COMPLETE_PROVISIONING_JOB, resource_id)
+        message = "CloudMailin is being set up; the config vars will appear in a moment."
+        return Provisioned(resource_id, None, message, created=True)
     if request.oauth_grant is not None:
-        resource.oauth_grant_enc = box.encrypt(request.oauth_grant.code)
-        resource.oauth_grant_expires_at = request.oauth_grant.expires_at
-    # Children join the resource before it is in the session, so no collection is loaded from the
-    # database; the flush inserts the resource row first, where a concurrent POST of the same uuid
-    # waits for the winner and then fails on the primary key.
-    create_address(session, settings, resource, request.target)
-    credentials.issue_credential(session, settings, resource)
-    session.add(resource)
-    session.flush()
-    if settings.sync_provisioning:
-        applog.record(session, settings, resource.id, f"cloudmailin: provisioned plan={resource.plan}")
-        if request.oauth_grant is not None:
-            _enqueue(session, settings, EXCHANGE_GRANT_JOB, resource.id)
-    else:
-        applog.record(session, settings, resource.id, f"cloudmailin: provisioning plan={resource.plan}")
-        _enqueue(session, settings, COMPLETE_PROVISIONING_JOB, resource.id)
-    return resource
+        _enqueue(session, settings, EXCHANGE_GRANT_JOB, resource_id)
+    where = f"{new.local_id}@{settings.inbound_domain}"
+    config = {
+        "CLOUDMAILIN_FORWARD_ADDRESS": where,
+        "CLOUDMAILIN_SMTP_URL": credentials.smtp_url(settings, new.credential),
+    }
+    return Provisioned(resource_id, config, _ready_text(request.plan.name, where, request.target), True)
 
 
 def _enqueue(session: Session, settings: Settings, func: str, resource_id: str) -> None:
@@ -159,9 +144,12 @@ def _ready_message(settings: Settings, resource: Resource) -> str:
     address = resource.addresses[0] if resource.addresses else None
     if address is None:
         return f"CloudMailin is ready on the {resource.plan} plan."
-    where = forward_address(settings, address)
-    if address.target_url:
-        return f"CloudMailin is ready: mail to {where} is posted to {display_target(address.target_url)}."
+    return _ready_text(resource.plan, forward_address(settings, address), address.target_url)
+
+
+def _ready_text(plan: str, where: str, target: str | None) -> str:
+    if target:
+        return f"CloudMailin is ready: mail to {where} is posted to {display_target(target)}."
     return (
         f"CloudMailin is ready: mail to {where} will be posted to your target URL, "
         "which you can set from the dashboard (heroku addons:open cloudmailin)."
