@@ -7,6 +7,7 @@ and hands it to RQ once the session commits; a rollback drops it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,14 +15,12 @@ from typing import Any
 from redis import Redis
 from rq import Queue, Retry
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 DEFAULT_QUEUE = "default"
 PROVISIONING_QUEUE = "provisioning"
 LOGS_QUEUE = "logs"
 QUEUES = (PROVISIONING_QUEUE, DEFAULT_QUEUE, LOGS_QUEUE)
-
-_PENDING_KEY = "cloudmailin_pending_jobs"
 
 
 @dataclass
@@ -58,14 +57,64 @@ def enqueue_now(redis_url: str, job: Job) -> None:
 
 def enqueue_after_commit(session: Session, redis_url: str, job: Job) -> None:
     """Enqueue `job` when `session` commits; forget it if the session rolls back."""
-    pending: list[Job] = session.info.setdefault(_PENDING_KEY, [])
-    pending.append(job)
-    if not session.info.get("_cloudmailin_hooked"):
-        session.info["_cloudmailin_hooked"] = True
-        event.listen(session, "after_commit", lambda s: _flush(s, redis_url))
-        event.listen(session, "after_soft_rollback", lambda s, _tx: s.info.pop(_PENDING_KEY, None))
+    on_commit(session, f"jobs:{redis_url}", lambda jobs: _enqueue_all(redis_url, jobs), job)
 
 
-def _flush(session: Session, redis_url: str) -> None:
-    for job in session.info.pop(_PENDING_KEY, []):
+def _enqueue_all(redis_url: str, jobs: list[Job]) -> None:
+    for job in jobs:
         enqueue_now(redis_url, job)
+
+
+# What sessions hold for their commit: key -> (flush, items). One pair of listeners on the
+# Session class serves every session of the process: adding listeners per session cost more
+# web-process CPU on the provisioning path than the INSERT did.
+_HELD = "cloudmailin_after_commit"
+_hooks_installed = False
+_install_lock = threading.Lock()
+
+
+def on_commit(session: Session, key: str, flush: Callable[[list[Any]], object], item: Any) -> None:
+    """Hold `item` on `session`; once it commits, `flush` gets every item held under `key`, in order.
+
+    A rollback of the whole transaction drops them (a rolled-back SAVEPOINT does not: the outer
+    transaction may still commit what it did before). Items held while no transaction is open
+    wait for the next commit.
+    """
+    _install_hooks()
+    held: dict[str, tuple[Callable[[list[Any]], object], list[Any]]] = session.info.setdefault(_HELD, {})
+    entry = held.get(key)
+    if entry is None:
+        held[key] = (flush, [item])
+    else:
+        entry[1].append(item)
+
+
+def _install_hooks() -> None:
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    with _install_lock:
+        if not _hooks_installed:
+            event.listen(Session, "after_commit", _after_commit)
+            event.listen(Session, "after_soft_rollback", _after_soft_rollback)
+            _hooks_installed = True
+
+
+def _after_commit(session: Session) -> None:
+    held = session.info.pop(_HELD, None)
+    if not held:
+        return
+    # Every flush runs even if one fails, so a Redis error for jobs does not cost the log lines.
+    failure: Exception | None = None
+    for flush, items in held.values():
+        try:
+            flush(items)
+        except Exception as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise failure
+
+
+def _after_soft_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    if not previous_transaction.nested:
+        session.info.pop(_HELD, None)

@@ -25,6 +25,17 @@ def use_settings(settings: Settings | None) -> None:
         _override.append(settings)
 
 
+@contextmanager
+def settings_in_use(settings: Settings) -> Iterator[None]:
+    """Run jobs with `settings` inside the block, then go back to what was in use before."""
+    saved = list(_override)
+    use_settings(settings)
+    try:
+        yield
+    finally:
+        _override[:] = saved
+
+
 def job_settings() -> Settings:
     return _override[0] if _override else get_settings()
 

@@ -1,11 +1,12 @@
 """Lines for the customer's app log (`heroku logs`), written by any process, shipped by a worker.
 
 `record` stores the line in the caller's transaction, so a line exists exactly when the event
-it describes was committed, and asks for `workers.jobs.logs.ship_logs(resource_id)` once that
-transaction commits. A Redis mark per resource makes a burst of lines one job: the first line
-sets the mark and enqueues, later ones see the mark and only add their row; the job clears the
-mark when it has shipped everything. Logging is a side effect: nothing here raises into the
-operation that logged because Redis or the log endpoint misbehaves.
+it describes was committed, and asks for shipping once that transaction commits. Asking is one
+Redis round trip (`request_shipping`): the resource id joins a set that one dispatch job at a
+time turns into `workers.jobs.logs.ship_logs(resource_id)` jobs. A Redis mark per resource makes
+a burst of lines one shipping job; the job clears the mark when it has shipped everything.
+Logging is a side effect: nothing here raises into the operation that logged because Redis or
+the log endpoint misbehaves.
 """
 
 from __future__ import annotations
@@ -15,23 +16,23 @@ from datetime import timedelta
 
 from redis import RedisError
 from rq import Queue
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from provider.crypto import SecretBox
 from provider.models import AppLogLine, Resource
 from provider.settings import Settings
-from provider.tasks import LOGS_QUEUE, redis_connection
+from provider.tasks import LOGS_QUEUE, on_commit, redis_connection
 
 log = logging.getLogger(__name__)
 
 SHIP_JOB = "workers.jobs.logs.ship_logs"
+DISPATCH_JOB = "workers.jobs.logs.dispatch_shipping"
+# Resource ids whose lines wait for a SHIP_JOB, and the mark of a dispatch job queued or running.
+PENDING_KEY = "cloudmailin:ship_logs:pending"
+DISPATCH_MARK_KEY = "cloudmailin:ship_logs:dispatch"
 # How long a pending-job mark lives on its own: if its job is lost (worker killed), a later line
 # or the sweep enqueues a new one after this.
 MARK_TTL = timedelta(minutes=10)
-
-_PENDING = "cloudmailin_applog_pending"
-_HOOKED = "cloudmailin_applog_hooked"
 
 
 def mark_key(resource_id: str) -> str:
@@ -57,43 +58,81 @@ def record(session: Session, settings: Settings, resource_id: str, message: str)
 def ship_after_commit(session: Session, settings: Settings, resource_id: str) -> None:
     """Ask for shipping once `session` commits, for a line the caller inserted itself (the
     provisioning hot path writes its line in the same statement as the resource)."""
-    pending: set[str] = session.info.setdefault(_PENDING, set())
-    pending.add(resource_id)
-    if not session.info.get(_HOOKED):
-        session.info[_HOOKED] = True
-        event.listen(session, "after_commit", lambda s: _after_commit(s, settings))
-        event.listen(session, "after_soft_rollback", lambda s, _tx: s.info.pop(_PENDING, None))
+    on_commit(session, f"applog:{settings.redis_url}", lambda ids: request_shipping(settings, *ids),
+              resource_id)
 
 
-def _after_commit(session: Session, settings: Settings) -> None:
-    for resource_id in sorted(session.info.pop(_PENDING, set())):
-        request_shipping(settings, resource_id)
+def request_shipping(settings: Settings, *resource_ids: str) -> bool:
+    """Ask for the resources' unshipped lines to be shipped, in one Redis round trip.
 
-
-def request_shipping(settings: Settings, resource_id: str, *, delay: timedelta | None = None) -> bool:
-    """Enqueue a shipping job unless one is already pending for the resource (the mark).
-    Returns whether a job was enqueued; never raises."""
+    This runs on the hot paths (every provision, every inbound message), where enqueueing an RQ
+    job per resource cost more web-process CPU than the provisioning INSERT did. So the ids join a
+    set, and only the request that finds no dispatch under way enqueues one `DISPATCH_JOB`; the
+    worker turns the set into per-resource `SHIP_JOB`s (`enqueue_shipping`). Returns whether
+    this call enqueued the dispatch job; never raises: the lines are safe in PostgreSQL, and the
+    sweep asks again for lines left unshipped.
+    """
+    ids = sorted(set(resource_ids))
+    if not ids:
+        return False
     try:
         redis = redis_connection(settings.redis_url)
-        ttl = MARK_TTL + (delay or timedelta(0))
-        if not redis.set(mark_key(resource_id), "1", nx=True, px=int(ttl.total_seconds() * 1000)):
+        pipe = redis.pipeline(transaction=False)
+        pipe.sadd(PENDING_KEY, *ids)
+        pipe.set(DISPATCH_MARK_KEY, "1", nx=True, px=_ms(MARK_TTL))
+        _, dispatching = pipe.execute()
+        if not dispatching:
             return False
-        queue = Queue(LOGS_QUEUE, connection=redis)
-        if delay:
-            queue.enqueue_in(delay, SHIP_JOB, resource_id)
-        else:
-            queue.enqueue(SHIP_JOB, resource_id)
+        try:
+            Queue(LOGS_QUEUE, connection=redis).enqueue(DISPATCH_JOB)
+        except RedisError:
+            redis.delete(DISPATCH_MARK_KEY)  # so the next line tries again instead of waiting out the TTL
+            raise
         return True
     except RedisError:
-        # The lines are safe in PostgreSQL; the sweep enqueues their job once Redis is back.
+        log.warning("could not request app log shipping for %d resources", len(ids), exc_info=True)
+        return False
+
+
+def take_pending(settings: Settings, count: int) -> list[str]:
+    """Up to `count` resource ids that asked for shipping (the dispatch job's side)."""
+    taken = redis_connection(settings.redis_url).spop(PENDING_KEY, count)
+    return [raw.decode() if isinstance(raw, bytes) else str(raw) for raw in taken or []]
+
+
+def end_dispatch(settings: Settings) -> bool:
+    """Give up the dispatch mark once the set looked empty; True if requests arrived meanwhile
+    and this dispatch took the mark back to serve them. A request between the last `take_pending`
+    and the release saw the mark and enqueued nothing, so the set is looked at once more."""
+    redis = redis_connection(settings.redis_url)
+    redis.delete(DISPATCH_MARK_KEY)
+    if not redis.scard(PENDING_KEY):
+        return False
+    # Not taken back: a request after the release enqueued a dispatch job of its own.
+    return bool(redis.set(DISPATCH_MARK_KEY, "1", nx=True, px=_ms(MARK_TTL)))
+
+
+def enqueue_shipping(settings: Settings, resource_id: str) -> bool:
+    """Enqueue the resource's `SHIP_JOB` unless one is pending (its mark), so a burst of lines is
+    one job. The workers' side of `request_shipping`; returns whether a job was enqueued, never raises."""
+    try:
+        redis = redis_connection(settings.redis_url)
+        if not redis.set(mark_key(resource_id), "1", nx=True, px=_ms(MARK_TTL)):
+            return False
+        Queue(LOGS_QUEUE, connection=redis).enqueue(SHIP_JOB, resource_id)
+        return True
+    except RedisError:
         log.warning("could not enqueue app log shipping for resource %s", resource_id, exc_info=True)
         return False
 
 
+def _ms(delta: timedelta) -> int:
+    return int(delta.total_seconds() * 1000)
+
+
 def hold_mark(settings: Settings, resource_id: str, until: timedelta) -> None:
     """Keep later lines from enqueueing while a retry of the shipping job is scheduled."""
-    ttl = MARK_TTL + until
-    redis_connection(settings.redis_url).set(mark_key(resource_id), "1", px=int(ttl.total_seconds() * 1000))
+    redis_connection(settings.redis_url).set(mark_key(resource_id), "1", px=_ms(MARK_TTL + until))
 
 
 def clear_mark(settings: Settings, resource_id: str) -> None:

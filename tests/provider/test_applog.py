@@ -1,4 +1,5 @@
-"""App log lines: stored with the caller's transaction, one shipping job per burst."""
+"""App log lines: stored with the caller's transaction; one dispatch per burst of requests, one
+shipping job per resource at a time."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from provider.crypto import SecretBox
 from provider.models import AppLogLine, Resource
 from provider.services import applog
 from provider.tasks import LOGS_QUEUE, redis_connection
+from tests.logjobs import dispatch
 
 RID = "11111111-2222-3333-4444-555555555555"
 
@@ -33,13 +35,19 @@ def _lines(db_session):
     return db_session.scalar(select(func.count()).select_from(AppLogLine))
 
 
+DISPATCH = (applog.DISPATCH_JOB, ())
+SHIP = (applog.SHIP_JOB, (RID,))
+
+
 def test_lines_are_shipped_by_one_job_enqueued_after_commit(settings, db_session):
     _resource(db_session, settings)
     applog.record(db_session, settings, RID, "cloudmailin: one")
     applog.record(db_session, settings, RID, "cloudmailin: two")
     assert _jobs(settings) == []
     db_session.commit()
-    assert _jobs(settings) == [("workers.jobs.logs.ship_logs", (RID,))]
+    assert _jobs(settings) == [DISPATCH]
+    assert dispatch(settings) == "1 resources asked, 1 shipping jobs enqueued"
+    assert _jobs(settings) == [SHIP]
     assert _lines(db_session) == 2
 
 
@@ -48,8 +56,42 @@ def test_a_burst_over_several_transactions_still_makes_one_job(settings, db_sess
     for n in range(5):
         applog.record(db_session, settings, RID, f"cloudmailin: line {n}")
         db_session.commit()
-    assert len(_jobs(settings)) == 1
-    assert _lines(db_session) == 5
+    assert _jobs(settings) == [DISPATCH]
+    dispatch(settings)
+    applog.record(db_session, settings, RID, "cloudmailin: after the dispatch")
+    db_session.commit()
+    dispatch(settings)
+    assert _jobs(settings) == [SHIP]  # the shipping job still pending takes the later line too
+    assert _lines(db_session) == 6
+
+
+def test_many_resources_asking_at_once_cost_one_dispatch_and_a_job_each(settings, db_session):
+    ids = [f"11111111-2222-3333-4444-{n:012d}" for n in range(3)]
+    box = SecretBox(settings.encryption_key)
+    for rid in ids:
+        db_session.add(Resource(id=rid, plan="free", state="provisioned", options={},
+                                log_input_url_enc=box.encrypt("http://token:t.x@127.0.0.1:9/logs")))
+    db_session.commit()
+    for rid in ids:
+        applog.record(db_session, settings, rid, "cloudmailin: hello")
+    db_session.commit()
+    assert _jobs(settings) == [DISPATCH]
+    dispatch(settings)
+    assert sorted(_jobs(settings)) == [(applog.SHIP_JOB, (rid,)) for rid in ids]
+
+
+def test_a_request_arriving_while_the_dispatch_ends_is_not_lost(settings, db_session, redis):
+    _resource(db_session, settings)
+    applog.record(db_session, settings, RID, "cloudmailin: racing")
+    db_session.commit()
+    # The dispatch took everything and found the set empty, then this request came in before it
+    # released its mark: the request saw the mark and enqueued nothing.
+    assert applog.take_pending(settings, 10) == [RID]
+    redis.sadd(applog.PENDING_KEY, RID)
+    assert applog.end_dispatch(settings) is True  # it looks again and keeps serving
+    assert applog.take_pending(settings, 10) == [RID]
+    assert applog.end_dispatch(settings) is False
+    assert not redis.exists(applog.DISPATCH_MARK_KEY)
 
 
 def test_a_rolled_back_event_leaves_no_line_and_no_job(settings, db_session):
@@ -59,7 +101,21 @@ def test_a_rolled_back_event_leaves_no_line_and_no_job(settings, db_session):
     db_session.commit()
     assert _jobs(settings) == []
     assert _lines(db_session) == 0
-    assert not redis_connection(settings.redis_url).exists(applog.mark_key(RID))
+    assert not redis_connection(settings.redis_url).exists(applog.DISPATCH_MARK_KEY)
+
+
+def test_a_rolled_back_savepoint_keeps_the_lines_committed_before_it(settings, db_session):
+    _resource(db_session, settings)
+    applog.record(db_session, settings, RID, "cloudmailin: kept")
+    try:
+        with db_session.begin_nested():
+            applog.record(db_session, settings, RID, "cloudmailin: undone")
+            raise RuntimeError("the courtesy failed")
+    except RuntimeError:
+        pass
+    db_session.commit()
+    assert _lines(db_session) == 1
+    assert _jobs(settings) == [DISPATCH]
 
 
 def test_resources_without_a_log_input_url_keep_no_lines(settings, db_session):
@@ -82,7 +138,9 @@ def test_a_new_job_is_enqueued_once_the_previous_one_cleared_its_mark(settings, 
     _resource(db_session, settings)
     applog.record(db_session, settings, RID, "cloudmailin: first")
     db_session.commit()
+    dispatch(settings)
     applog.clear_mark(settings, RID)
     applog.record(db_session, settings, RID, "cloudmailin: second")
     db_session.commit()
-    assert len(_jobs(settings)) == 2
+    dispatch(settings)
+    assert _jobs(settings) == [SHIP, SHIP]

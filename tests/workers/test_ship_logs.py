@@ -23,6 +23,7 @@ from tests.heroku_side import add_resource, seed_addon
 from tests.heroku_standin.faults import inject_fault
 from tests.heroku_standin.logplex import parse_frames
 from tests.heroku_standin.server import serve_wsgi
+from tests.logjobs import dispatch
 from workers.jobs.logs import BATCH, LOG_BACKOFF, Drain, ship_logs
 
 
@@ -30,6 +31,7 @@ def _record(db_session, settings, resource_id: str, *messages: str) -> None:
     for message in messages:
         applog.record(db_session, settings, resource_id, message)
     db_session.commit()
+    dispatch(settings)  # as the worker would: the shipping job is then queued (or already pending)
 
 
 def _lines(db_session, resource_id: str) -> list[AppLogLine]:

@@ -1,4 +1,5 @@
-"""`ship_logs(resource_id)`: post a resource's unshipped app log lines to its `log_input_url`.
+"""`ship_logs(resource_id)`: post a resource's unshipped app log lines to its `log_input_url`;
+`dispatch_shipping()`: turn the web and edge processes' shipping requests into those jobs.
 
 Lines go in batches of octet-counted frames over one keep-alive connection, each batch marked
 shipped in the same transaction that locked it (rows are taken FOR UPDATE SKIP LOCKED, so two
@@ -36,6 +37,7 @@ from workers.retry import Backoff, schedule
 log = logging.getLogger(__name__)
 
 BATCH = 200
+DISPATCH_BATCH = 500
 # Five retries over about 45 minutes, then the lines are dropped.
 LOG_BACKOFF = Backoff((5.0, 30.0, 120.0, 600.0, 1800.0))
 TIMEOUT = (3.05, 10.0)
@@ -153,7 +155,7 @@ def ship_logs(resource_id: str, attempt: int = 0, started: str | None = None) ->
             applog.clear_mark(settings, resource_id)
             # A line committed while this job ran saw the mark and enqueued nothing.
             if _has_unshipped(session, resource_id):
-                applog.request_shipping(settings, resource_id)
+                applog.enqueue_shipping(settings, resource_id)
             return f"shipped {outcome.shipped}, dropped {outcome.dropped}"
         delay = LOG_BACKOFF.delay(attempt, outcome.failure.retry_after)
         if delay is not None:
@@ -166,5 +168,20 @@ def ship_logs(resource_id: str, attempt: int = 0, started: str | None = None) ->
                     resource_id, attempt + 1, dropped, outcome.failure)
         applog.clear_mark(settings, resource_id)
         if _has_unshipped(session, resource_id):
-            applog.request_shipping(settings, resource_id)
+            applog.enqueue_shipping(settings, resource_id)
         return f"gave up, dropped {dropped}"
+
+
+def dispatch_shipping() -> str:
+    """The job `applog.request_shipping` enqueues: one per burst of requests, for all resources.
+    It drains the set of resource ids that asked, enqueueing a shipping job for each that has
+    none pending, until the set stays empty."""
+    settings = job_settings()
+    asked = enqueued = 0
+    while True:
+        ids = applog.take_pending(settings, DISPATCH_BATCH)
+        if ids:
+            asked += len(ids)
+            enqueued += sum(applog.enqueue_shipping(settings, resource_id) for resource_id in ids)
+        elif not applog.end_dispatch(settings):
+            return f"{asked} resources asked, {enqueued} shipping jobs enqueued"

@@ -78,7 +78,7 @@ def sweep_once(session: Session, settings: Settings, *, now: datetime | None = N
     for resource_id in stuck:
         provisioning.enqueue(COMPLETE_JOB, resource_id)
     shipping = sum(
-        applog.request_shipping(settings, resource_id)
+        applog.enqueue_shipping(settings, resource_id)
         for resource_id in resources_with_stale_lines(session, now)
     )
     purged = session.execute(
