@@ -65,9 +65,9 @@ _INSERT = {logged: _statement(with_log_line=logged) for logged in (False, True)}
 
 
 def insert_new_resource(session: Session, settings: Settings, request: ProvisionRequest) -> NewRows:
-    """Insert the rows in the session's transaction (not committed); raises IntegrityError when
-    the uuid exists. Resources Heroku gave no log_input_url (kensa, old add-ons) get no log line,
-    because there is nowhere to ship it."""
+    """Insert and commit the rows; must be the session's first statement in its transaction.
+    Raises IntegrityError when the uuid exists. Resources Heroku gave no log_input_url (kensa,
+    old add-ons) get no log line, because there is nowhere to ship it."""
     box = SecretBox(settings.encryption_key)
     sync = settings.sync_provisioning
     grant = request.oauth_grant
@@ -97,6 +97,9 @@ def insert_new_resource(session: Session, settings: Settings, request: Provision
         "l_message": f"cloudmailin: {'provisioned' if sync else 'provisioning'} plan={request.plan.name}",
         "now": utcnow(),
     }
-    # Core on the session's connection: the same transaction, without the ORM's per-execute work.
-    session.connection().execute(_INSERT[request.log_input_url is not None], params)
+    # Core on the session's connection, without the ORM's per-execute work. One statement is a
+    # transaction of its own, so it runs in autocommit: no BEGIN and COMMIT round trips. The
+    # session's commit then only runs the after-commit hooks (jobs, log shipping).
+    connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    connection.execute(_INSERT[request.log_input_url is not None], params)
     return NewRows(address["local_id"], pair)

@@ -86,7 +86,7 @@ def config_for(session: Session, settings: Settings, resource: Resource) -> dict
 
 def provision(session: Session, settings: Settings, request: ProvisionRequest) -> Provisioned:
     # No look-up first: the INSERT is the check, so a new add-on (the common case) costs one
-    # statement and the commit.
+    # autocommitted statement; the session's commit then hands over the jobs and log shipping.
     try:
         answer = _create(session, settings, request)
     except IntegrityError:
