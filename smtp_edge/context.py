@@ -25,6 +25,7 @@ from provider.settings import Settings
 
 from .history_writer import HistoryWriter, Recording
 from .poster import TargetPoster
+from .spf import SpfChecker
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class EdgeContext:
             settings.database_url, pool_size=DB_THREADS
         )
         self.resolver: dns.resolver.Resolver = make_resolver(settings.dns_nameservers)
+        self.spf = SpfChecker(self.resolver)
         self.db_pool = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="edge-db")
         self.cpu_pool = ThreadPoolExecutor(
             max(2, os.cpu_count() or 2), thread_name_prefix="edge-parse"

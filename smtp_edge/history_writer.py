@@ -23,7 +23,7 @@ from datetime import date, datetime
 from sqlalchemy.orm import Session
 
 from provider.services import applog
-from provider.services.history import Delivery, record_delivery
+from provider.services.history import Delivery, record_deliveries
 from provider.services.usage import count_inbound, month_start
 from provider.settings import Settings
 
@@ -37,7 +37,7 @@ MAX_BATCH = 200
 class Recording:
     delivery: Delivery
     counted: bool  # the message counts towards the monthly quota
-    log_line: str
+    log_line: str | None  # for the app's log; None when the resource has no log drain
 
 
 RunInDb = Callable[..., Awaitable[None]]
@@ -98,22 +98,21 @@ class HistoryWriter:
     def _write_rows(self, session: Session, recordings: list[Recording]) -> None:
         counts: Counter[tuple[str, date]] = Counter()
         when: dict[tuple[str, date], datetime] = {}
+        record_deliveries(session, [recording.delivery for recording in recordings])
         for recording in recordings:
             delivery = recording.delivery
-            record_delivery(session, delivery)
             if recording.counted:
                 key = (delivery.resource_id, month_start(delivery.received_at))
                 counts[key] += 1
                 when.setdefault(key, delivery.received_at)
-        session.flush()  # a row the database refuses fails here, not inside the courtesy below
-        try:
-            with session.begin_nested():
-                for recording in recordings:
-                    resource_id = recording.delivery.resource_id
-                    applog.record(session, self._settings, resource_id, recording.log_line)
-        except Exception:
-            # The app's log lines are a courtesy; the history rows and the counters are not.
-            log.exception("could not add %d app log lines", len(recordings))
+        lines = [(r.delivery.resource_id, r.log_line) for r in recordings if r.log_line is not None]
+        if lines:
+            try:
+                with session.begin_nested():
+                    applog.add_lines(session, self._settings, lines)
+            except Exception:
+                # The app's log lines are a courtesy; the history rows and the counters are not.
+                log.exception("could not add %d app log lines", len(lines))
         # Last, so each counter row stays locked only from here to the commit.
         for key, messages in sorted(counts.items()):
             count_inbound(session, key[0], when[key], messages)

@@ -38,7 +38,6 @@ from .context import EdgeContext, Recording
 from .handlers import BaseHandler
 from .payloads import PreparedPost, prepare_post
 from .replies import POSTMASTER_OK, RCPT_OK, accepted, error_for
-from .spf import check_spf_async
 from .transaction import SessionFacts, Transaction, post_envelope, spf_verdict
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,7 @@ class MxHandler(BaseHandler):
     def mail_accepted(self, server: SMTP, session: Session, envelope: Transaction) -> None:
         facts = SessionFacts.of(session)
         envelope.spf_task = asyncio.create_task(
-            check_spf_async(self.context.resolver, facts.remote_ip, envelope.sender, facts.helo)
+            self.context.spf.check(facts.remote_ip, envelope.sender, facts.helo)
         )
 
     async def recipient(self, session: Session, envelope: Transaction, address: str) -> str:
@@ -218,7 +217,9 @@ class MxHandler(BaseHandler):
             target_ms=target_ms,
             received_at=message.received_at,
         )
-        took = f" in {target_ms}ms" if target_ms is not None else ""
-        sender, to = message.sender or "<>", message.recipients[0]
-        line = f"cloudmailin: inbound from={sender} to={to} status={status}{took}"
+        line = None
+        if route.log_drain:
+            took = f" in {target_ms}ms" if target_ms is not None else ""
+            sender, to = message.sender or "<>", message.recipients[0]
+            line = f"cloudmailin: inbound from={sender} to={to} status={status}{took}"
         await self.context.record(Recording(delivery, counted, line))

@@ -12,14 +12,17 @@ the log endpoint misbehaves.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 from redis import RedisError
 from rq import Queue
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from provider.crypto import SecretBox
 from provider.models import AppLogLine, Resource
+from provider.models.base import utcnow
 from provider.settings import Settings
 from provider.tasks import LOGS_QUEUE, on_commit, redis_connection
 
@@ -53,6 +56,19 @@ def record(session: Session, settings: Settings, resource_id: str, message: str)
         return
     session.add(AppLogLine(resource_id=resource_id, message=message))
     ship_after_commit(session, settings, resource_id)
+
+
+def add_lines(session: Session, settings: Settings, lines: Sequence[tuple[str, str]]) -> None:
+    """Add (resource id, message) lines in one executemany, for resources the caller knows to have
+    a `log_input_url` (the edge's route says so), so no resource is read per line; shipped after
+    the caller commits."""
+    if not lines:
+        return
+    now = utcnow()
+    rows = [{"resource_id": rid, "message": message, "created_at": now} for rid, message in lines]
+    session.execute(insert(AppLogLine.metadata.tables[AppLogLine.__tablename__]), rows)
+    for resource_id in dict.fromkeys(resource_id for resource_id, _ in lines):
+        ship_after_commit(session, settings, resource_id)
 
 
 def ship_after_commit(session: Session, settings: Settings, resource_id: str) -> None:

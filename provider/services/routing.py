@@ -55,6 +55,7 @@ class Route:
     size_as_string: bool = False
     plan: Plan | None = None  # None: no plan applies (operator mail)
     inbound_this_month: int = 0
+    log_drain: bool = False  # the resource has a log_input_url: deliveries go to the app's log
 
     @property
     def max_message_bytes(self) -> int:
@@ -102,6 +103,7 @@ def _forward_address_route(
             Address.size_as_string,
             Resource.plan,
             Resource.state,
+            Resource.log_input_url_enc.is_not(None).label("log_drain"),
             Usage.inbound,
         )
         .join(Resource, Resource.id == Address.resource_id)
@@ -125,6 +127,7 @@ def _forward_address_route(
         size_as_string=row.size_as_string,
         plan=_plan(row.plan, row.resource_id),
         inbound_this_month=int(row.inbound or 0),
+        log_drain=bool(row.log_drain),
     )
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import dns.resolver
 import pytest
 
 from provider.dns import make_resolver
-from smtp_edge.spf import SpfResult, check_spf, check_spf_async
-from tests.dnsserver import DnsServer
+from smtp_edge.spf import SpfChecker, SpfResult, check_spf, check_spf_async
+from tests.dnsserver import TTL, DnsServer
 
 ZONE = {
     "pass.example": {"TXT": ["v=spf1 ip4:192.0.2.0/24 -all"]},
@@ -264,3 +265,76 @@ def test_concurrent_checks_use_their_own_resolvers() -> None:
         results = asyncio.run(both())
         assert [r.result for r in results] == ["pass", "fail", "fail", "fail"]
         assert ("hosts.race.example", "A", "udp") in server_one.queries
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _asked(server: DnsServer, name: str) -> int:
+    return sum(1 for asked, _, _ in server.queries if asked == name)
+
+
+def test_a_senders_later_messages_reuse_the_verdict_until_its_dns_answers_expire(
+    resolver: dns.resolver.Resolver, server: DnsServer
+) -> None:
+    clock = _Clock()
+    checker = SpfChecker(resolver, clock=clock)
+
+    async def check() -> SpfResult:
+        return await checker.check("203.0.113.5", "ann@include.example", "mta.test")
+
+    assert asyncio.run(check()) == SpfResult("pass", "include.example")
+    assert asyncio.run(check()) == SpfResult("pass", "include.example")
+    assert (_asked(server, "include.example"), _asked(server, "_spf.provider.example")) == (1, 1)
+    clock.now += TTL + 1  # the test server's answers live TTL seconds
+    assert asyncio.run(check()) == SpfResult("pass", "include.example")
+    assert _asked(server, "include.example") == 2
+
+
+def test_a_verdict_is_per_client_address_sender_and_helo(
+    resolver: dns.resolver.Resolver, server: DnsServer
+) -> None:
+    checker = SpfChecker(resolver)
+
+    async def checks() -> list[str]:
+        return [
+            (await checker.check(ip, sender, "mta.test")).result
+            for ip, sender in [
+                ("192.0.2.7", "ann@pass.example"),
+                ("198.51.100.9", "ann@pass.example"),
+                ("192.0.2.7", "bob@fail.example"),
+            ]
+        ]
+
+    assert asyncio.run(checks()) == ["pass", "fail", "fail"]
+    assert _asked(server, "pass.example") == 2
+
+
+def test_a_temperror_is_never_reused(resolver: dns.resolver.Resolver, server: DnsServer) -> None:
+    checker = SpfChecker(resolver)
+
+    async def check() -> str:
+        return (await checker.check("192.0.2.1", "frank@broken.example", "mta.test")).result
+
+    assert asyncio.run(check()) == "temperror"
+    asked_once = _asked(server, "broken.example")
+    assert asyncio.run(check()) == "temperror"
+    assert _asked(server, "broken.example") > asked_once
+
+
+def test_the_cache_keeps_only_the_most_recent_verdicts(
+    resolver: dns.resolver.Resolver, server: DnsServer
+) -> None:
+    checker = SpfChecker(resolver, entries=2)
+
+    async def run() -> None:
+        for sender in ("a@pass.example", "b@pass.example", "c@pass.example", "a@pass.example"):
+            await checker.check("192.0.2.7", sender, "mta.test")
+
+    asyncio.run(run())
+    assert _asked(server, "pass.example") == 4  # "a" was pushed out by "c" and asked again
