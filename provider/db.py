@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import Base
@@ -19,6 +19,13 @@ from .settings import normalise_database_url
 
 db = SQLAlchemy(metadata=Base.metadata)
 migrate = Migrate()
+
+
+def libpq_url(database_url: str) -> str:
+    """The URL for psycopg itself (no SQLAlchemy driver name), for connections outside a pool."""
+    return make_url(normalise_database_url(database_url)).set(drivername="postgresql").render_as_string(
+        hide_password=False
+    )
 
 
 def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:

@@ -25,6 +25,7 @@ from provider.settings import Settings
 
 from .history_writer import HistoryWriter, Recording
 from .poster import TargetPoster
+from .routes import RouteCache
 from .spf import SpfChecker
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 DB_THREADS = 8
+INLINE_MESSAGE_BYTES = 32 * 1024
+"""Messages below this size are parsed and rendered on the event loop itself."""
 LARGE_MESSAGE_BYTES = 1 << 20
 """Messages from this size on are parsed in `large_pool`."""
 LARGE_THREADS = 2
@@ -65,7 +68,12 @@ class EdgeContext:
         )
         self.poster = TargetPoster(self.http, timeout=settings.target_timeout)
         self._tasks: set[asyncio.Task[object]] = set()
-        self.history = HistoryWriter(settings, self.in_db, self.keep)
+        self.routes = RouteCache(settings, self.in_db)
+        self.history = HistoryWriter(settings, self.in_db, self.keep, self.routes.counted)
+
+    def start(self) -> None:
+        """Start what runs for the process's lifetime: listening for route changes."""
+        self.keep(asyncio.create_task(self.routes.listen()))
 
     async def close(self) -> None:
         """Cancel deliveries still running (their sessions are gone) and release the pools."""
@@ -97,7 +105,10 @@ class EdgeContext:
     async def in_cpu(
         self, size: int, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """Run CPU work on a message of `size` bytes in the pool for its size."""
+        """Run CPU work on a message of `size` bytes: a small one right here (well under a
+        millisecond, less than the hop to a thread costs), others in the pool for their size."""
+        if size < INLINE_MESSAGE_BYTES:
+            return fn(*args, **kwargs)
         pool = self.large_pool if size >= LARGE_MESSAGE_BYTES else self.cpu_pool
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(pool, functools.partial(fn, *args, **kwargs))

@@ -45,10 +45,17 @@ RunInDb = Callable[..., Awaitable[None]]
 
 
 class HistoryWriter:
-    def __init__(self, settings: Settings, in_db: RunInDb, keep: Callable[[asyncio.Task[None]], object]):
+    def __init__(
+        self,
+        settings: Settings,
+        in_db: RunInDb,
+        keep: Callable[[asyncio.Task[None]], object],
+        counted: Callable[[str, int], object] = lambda _resource_id, _messages: None,
+    ):
         self._settings = settings
         self._in_db = in_db
         self._keep = keep
+        self._counted = counted  # told, once committed, how many messages each resource got
         self._pending: list[tuple[Recording, asyncio.Future[None]]] = []
         self._running = False
 
@@ -75,7 +82,7 @@ class HistoryWriter:
 
     async def _write(self, batch: list[tuple[Recording, asyncio.Future[None]]]) -> None:
         try:
-            await self._in_db(self._write_rows, [recording for recording, _ in batch])
+            await self._write_counted([recording for recording, _ in batch])
         except Exception as exc:
             if len(batch) == 1:
                 _settle(batch[0][1], exc)
@@ -89,11 +96,17 @@ class HistoryWriter:
     async def _write_one(self, item: tuple[Recording, asyncio.Future[None]]) -> None:
         recording, future = item
         try:
-            await self._in_db(self._write_rows, [recording])
+            await self._write_counted([recording])
         except Exception as exc:
             _settle(future, exc)
         else:
             _settle(future, None)
+
+    async def _write_counted(self, recordings: list[Recording]) -> None:
+        await self._in_db(self._write_rows, recordings)
+        counts: Counter[str] = Counter(r.delivery.resource_id for r in recordings if r.counted)
+        for resource_id, messages in counts.items():
+            self._counted(resource_id, messages)
 
     def _write_rows(self, session: Session, recordings: list[Recording]) -> None:
         counts: Counter[tuple[str, date]] = Counter()

@@ -31,7 +31,7 @@ from provider.models.base import utcnow
 from provider.models.inbound_message import REJECTED_CONTENT, REJECTED_QUOTA, REJECTED_SIZE
 from provider.plans import LARGEST_MESSAGE_BYTES
 from provider.services.history import Delivery
-from provider.services.routing import Route, route_recipient
+from provider.services.routing import Route
 from provider.services.usage import quota_reached
 
 from .context import EdgeContext, Recording
@@ -77,7 +77,7 @@ class MxHandler(BaseHandler):
 
     async def recipient(self, session: Session, envelope: Transaction, address: str) -> str:
         try:
-            route = await self.context.in_db(route_recipient, self.settings, address, now=utcnow())
+            route = await self.context.routes.route(address)
         except Exception as exc:
             return error_for(exc).smtp_reply
         chosen = envelope.route

@@ -1,8 +1,9 @@
 """Turning received bytes into the POST: parse, render in the address's format, sign.
 
-Runs in a worker thread (parsing a 25 MB message takes a while and must not stall the event
-loop); it returns only what the POST and the history need, so the parsed message (decoded
-attachments, text) is freed before the POST starts.
+Runs on the event loop for small messages and in a worker thread for the rest (parsing a 25 MB
+message takes a while and must not stall other sessions; see `EdgeContext.in_cpu`). It returns
+only what the POST and the history need, so the parsed message (decoded attachments, text) is
+freed before the POST starts.
 """
 
 from __future__ import annotations

@@ -76,6 +76,7 @@ class EdgeServer:
             mail_log.addFilter(_hide_login_data_deprecation)
         settings = self.settings
         self.context = context = EdgeContext(settings)
+        context.start()
         tls = server_tls_context(settings)
         mx_handler = MxHandler(context)
         submission_handler = SubmissionHandler(context)

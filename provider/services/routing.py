@@ -13,9 +13,9 @@ A recipient reaches one of:
 Everything else is refused: an unknown, deprovisioned or target-less address with 550, any
 domain not served with 550 5.7.1 (never relay). A forward address costs one indexed query
 (addresses.local_id is unique), which also brings the resource's plan and this month's usage so
-the edge can apply the plan's limits without a second round trip. Routes are not cached: a
-RCPT measured at about 1 ms through the edge's DB thread pool, and without a cache a
-deprovisioned resource or a changed target takes effect on the very next RCPT.
+the edge can apply the plan's limits without a second round trip. The edge caches the routes
+of forward addresses (smtp_edge/routes.py), keyed by `forward_local_id`, and drops them when
+the database notifies a change.
 """
 
 from __future__ import annotations
@@ -68,6 +68,16 @@ def split_address(recipient: str) -> tuple[str, str]:
     if not at:
         return recipient, ""
     return local, domain.rstrip(".").lower()
+
+
+def forward_local_id(settings: Settings, recipient: str) -> str | None:
+    """The local id a forward address routes by (tag and case dropped), None for any other
+    recipient: what a route cache keys on, so every spelling of an address shares one entry."""
+    local, domain = split_address(recipient)
+    if domain != settings.inbound_domain:
+        return None
+    local_id = local.split(TAG_SEPARATOR, 1)[0].lower()
+    return local_id if _LOCAL_ID.fullmatch(local_id) else None
 
 
 def route_recipient(

@@ -1,0 +1,161 @@
+"""Routes of forward addresses cached in the edge, dropped the moment PostgreSQL says they changed.
+
+Without a cache every RCPT cost an indexed query, a pool checkout and a thread hop: a fifth of
+the edge's CPU in bench/inbound.py, for an answer that changes a few times in an address's life.
+
+Invalidation: triggers on `addresses` and `resources` (migration 0002) NOTIFY `CHANNEL` at the
+commit of any change to a row a route is made of. `listen()` holds a connection of its own that
+LISTENs, and drops the entries a notification names. Nothing is cached unless that connection is
+up: entries are cleared whenever listening starts or stops, so a notification missed while it was
+down cannot leave a stale route behind. A lookup that raced a notification (read before the
+change, finished after the NOTIFY arrived) is not stored (`generation`).
+
+Usage: the month's inbound count in a route (for the quota at RCPT) is kept current by this
+edge's own deliveries (`counted`) and re-read at least every `REFRESH_AFTER` seconds, so mail
+through other edge processes can overshoot a quota by at most that long's worth. That refresh
+also bounds how long an entry can outlive a change whose notification was lost in a network
+partition that kept the listening connection looking alive.
+
+Only routes are cached, not refusals: an unknown address asks the database every time, so a
+new address receives mail at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import date
+
+import psycopg
+
+from provider.db import libpq_url
+from provider.models.base import utcnow
+from provider.services.routing import Route, forward_local_id, route_recipient
+from provider.services.usage import month_start
+from provider.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "cloudmailin_routes"
+REFRESH_AFTER = 30.0
+"""Seconds an entry is served before it is read again (usage from other edges, lost notices)."""
+MAX_ENTRIES = 50_000
+RETRY_AFTER = (0.5, 1.0, 2.0, 5.0, 10.0)
+"""Seconds between attempts to (re)connect the listening connection; the last one repeats."""
+
+RunInDb = Callable[..., Awaitable[Route]]
+
+
+@dataclasses.dataclass
+class _Entry:
+    route: Route
+    read_at: float
+    period: date
+
+
+class RouteCache:
+    def __init__(
+        self, settings: Settings, in_db: RunInDb, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._settings = settings
+        self._in_db = in_db
+        self._clock = clock
+        self._entries: dict[str, _Entry] = {}
+        self._by_resource: dict[str, set[str]] = {}
+        self.listening = False
+        self.generation = 0
+        """Bumped by every invalidation; tests wait on it to know a notice has arrived."""
+
+    async def route(self, recipient: str) -> Route:
+        """The recipient's route, or the routing error refusing it (as `route_recipient`)."""
+        local_id = forward_local_id(self._settings, recipient)
+        now = utcnow()
+        if local_id is not None:
+            entry = self._entries.get(local_id)
+            if (
+                entry is not None
+                and self._clock() - entry.read_at < REFRESH_AFTER
+                and entry.period == month_start(now)
+            ):
+                return entry.route
+        generation = self.generation
+        route = await self._in_db(route_recipient, self._settings, recipient, now=now)
+        if local_id is not None and self.listening and generation == self.generation:
+            self._store(local_id, _Entry(route, self._clock(), month_start(now)))
+        return route
+
+    def counted(self, resource_id: str, messages: int) -> None:
+        """This edge's delivered messages, added to the cached month's count of their resource."""
+        for local_id in self._by_resource.get(resource_id, ()):
+            entry = self._entries[local_id]
+            used = entry.route.inbound_this_month + messages
+            entry.route = dataclasses.replace(entry.route, inbound_this_month=used)
+
+    def invalidate(self, notice: str) -> None:
+        """Drop what a notification names: `address:<local_id>` or `resource:<id>`."""
+        self.generation += 1
+        kind, _, key = notice.partition(":")
+        if kind == "address":
+            self._drop(key.lower())
+        elif kind == "resource":
+            for local_id in list(self._by_resource.get(key, ())):
+                self._drop(local_id)
+        else:
+            log.warning("route notice %r not understood; dropping every cached route", notice)
+            self._clear()
+
+    async def listen(self) -> None:
+        """LISTEN for route changes until cancelled, reconnecting after failures."""
+        failures = 0
+        while True:
+            try:
+                connection = await psycopg.AsyncConnection.connect(
+                    libpq_url(self._settings.database_url), autocommit=True
+                )
+            except psycopg.Error as exc:
+                log.warning("route cache off: cannot connect to listen for changes: %s", exc)
+            else:
+                try:
+                    async with connection:
+                        await connection.execute(f"LISTEN {CHANNEL}")
+                        self._set_listening(True)
+                        failures = 0
+                        async for notice in connection.notifies():
+                            self.invalidate(notice.payload)
+                except psycopg.Error as exc:
+                    log.warning("route cache off: listening connection lost: %s", exc)
+                finally:
+                    self._set_listening(False)
+            await asyncio.sleep(RETRY_AFTER[min(failures, len(RETRY_AFTER) - 1)])
+            failures += 1
+
+    def _set_listening(self, listening: bool) -> None:
+        self._clear()
+        self.listening = listening
+
+    def _store(self, local_id: str, entry: _Entry) -> None:
+        self._drop(local_id)
+        if len(self._entries) >= MAX_ENTRIES:
+            self._drop(next(iter(self._entries)))  # the oldest read
+        self._entries[local_id] = entry
+        resource_id = entry.route.resource_id
+        if resource_id is not None:
+            self._by_resource.setdefault(resource_id, set()).add(local_id)
+
+    def _drop(self, local_id: str) -> None:
+        entry = self._entries.pop(local_id, None)
+        if entry is None or entry.route.resource_id is None:
+            return
+        keys = self._by_resource.get(entry.route.resource_id)
+        if keys is not None:
+            keys.discard(local_id)
+            if not keys:
+                del self._by_resource[entry.route.resource_id]
+
+    def _clear(self) -> None:
+        self.generation += 1
+        self._entries.clear()
+        self._by_resource.clear()
