@@ -118,14 +118,10 @@ class HistoryWriter:
                 key = (delivery.resource_id, month_start(delivery.received_at))
                 counts[key] += 1
                 when.setdefault(key, delivery.received_at)
+        # In the same transaction: a line fails only where its row would (the resource is gone),
+        # and then the batch is written again row by row, each with its line.
         lines = [(r.delivery.resource_id, r.log_line) for r in recordings if r.log_line is not None]
-        if lines:
-            try:
-                with session.begin_nested():
-                    applog.add_lines(session, self._settings, lines)
-            except Exception:
-                # The app's log lines are a courtesy; the history rows and the counters are not.
-                log.exception("could not add %d app log lines", len(lines))
+        applog.add_lines(session, self._settings, lines)
         # Last, so each counter row stays locked only from here to the commit.
         for key, messages in sorted(counts.items()):
             count_inbound(session, key[0], when[key], messages)

@@ -17,12 +17,13 @@ from datetime import timedelta
 
 from redis import RedisError
 from rq import Queue
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from provider.bulk import copy_rows
 from provider.crypto import SecretBox
 from provider.models import AppLogLine, Resource
 from provider.models.base import utcnow
+from provider.services.history import storable_text
 from provider.settings import Settings
 from provider.tasks import LOGS_QUEUE, on_commit, redis_connection
 
@@ -59,14 +60,14 @@ def record(session: Session, settings: Settings, resource_id: str, message: str)
 
 
 def add_lines(session: Session, settings: Settings, lines: Sequence[tuple[str, str]]) -> None:
-    """Add (resource id, message) lines in one executemany, for resources the caller knows to have
-    a `log_input_url` (the edge's route says so), so no resource is read per line; shipped after
+    """Add (resource id, message) lines with one COPY, for resources the caller knows to have a
+    `log_input_url` (the edge's route says so), so no resource is read per line; shipped after
     the caller commits."""
     if not lines:
         return
     now = utcnow()
-    rows = [{"resource_id": rid, "message": message, "created_at": now} for rid, message in lines]
-    session.execute(insert(AppLogLine.metadata.tables[AppLogLine.__tablename__]), rows)
+    rows = ((rid, storable_text(message), now) for rid, message in lines)
+    copy_rows(session, AppLogLine.__tablename__, ("resource_id", "message", "created_at"), rows)
     for resource_id in dict.fromkeys(resource_id for resource_id, _ in lines):
         ship_after_commit(session, settings, resource_id)
 

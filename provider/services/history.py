@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, insert, or_, select
+from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
+from ..bulk import copy_rows
 from ..models import InboundMessage
 from ..models.base import utcnow
 from .addresses import display_target
@@ -57,12 +58,19 @@ def record_delivery(session: Session, delivery: Delivery) -> InboundMessage:
 
 
 def record_deliveries(session: Session, deliveries: Sequence[Delivery]) -> None:
-    """Insert the rows of a batch in one executemany (one prepared statement, pipelined), without
-    ORM objects: the edge writes a row per message, and the unit of work cost more than the
-    insert itself. The caller commits."""
+    """Write the rows of a batch with one COPY, without ORM objects: the edge writes a row per
+    message, and the unit of work cost more than the insert itself. The caller commits."""
     if deliveries:
-        table = InboundMessage.metadata.tables[InboundMessage.__tablename__]
-        session.execute(insert(table), [delivery_row(d) for d in deliveries])
+        rows = (delivery_row(delivery) for delivery in deliveries)
+        values = ([row[column] for column in _COLUMNS] for row in rows)
+        copy_rows(session, InboundMessage.__tablename__, _COLUMNS, values)
+
+
+_COLUMNS = (
+    "resource_id", "address_id", "received_at", "envelope_from", "envelope_to", "recipients",
+    "message_id", "subject", "size", "spf_result", "tls", "remote_ip", "target_url", "status",
+    "http_status", "smtp_reply", "response_body", "target_ms",
+)
 
 
 def delivery_row(delivery: Delivery) -> dict[str, Any]:
@@ -73,11 +81,11 @@ def delivery_row(delivery: Delivery) -> dict[str, Any]:
         "resource_id": delivery.resource_id,
         "address_id": delivery.address_id,
         "received_at": delivery.received_at,
-        "envelope_from": _text(delivery.envelope_from),
-        "envelope_to": _text(delivery.envelope_to),
-        "recipients": [_text(r) for r in delivery.recipients],
-        "message_id": _text(delivery.message_id),
-        "subject": _text(delivery.subject),
+        "envelope_from": storable_text(delivery.envelope_from),
+        "envelope_to": storable_text(delivery.envelope_to),
+        "recipients": [storable_text(r) for r in delivery.recipients],
+        "message_id": storable_text(delivery.message_id),
+        "subject": storable_text(delivery.subject),
         "size": delivery.size,
         "spf_result": delivery.spf_result,
         "tls": delivery.tls,
@@ -86,12 +94,12 @@ def delivery_row(delivery: Delivery) -> dict[str, Any]:
         "status": delivery.status,
         "http_status": delivery.http_status,
         "smtp_reply": delivery.smtp_reply,
-        "response_body": _text(body[:RESPONSE_BODY_LIMIT]) if body is not None else None,
+        "response_body": storable_text(body[:RESPONSE_BODY_LIMIT]) if body is not None else None,
         "target_ms": delivery.target_ms,
     }
 
 
-def _text(value: str | None) -> str | None:
+def storable_text(value: str | None) -> str | None:
     """PostgreSQL text cannot hold NUL; headers and target bodies are outside our control."""
     if value is None:
         return None

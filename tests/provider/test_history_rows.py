@@ -1,0 +1,76 @@
+"""History rows written in bulk (COPY, the edge's path) equal the ORM's, column for column."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from provider.models import InboundMessage, Resource
+from provider.models.resource import PROVISIONED
+from provider.services.history import Delivery, record_deliveries, record_delivery
+
+COMPARED = [
+    column.name for column in InboundMessage.__table__.columns if column.name not in ("id",)
+]
+
+
+def _resource(db_session: Session) -> str:
+    resource = Resource(id=str(uuid.uuid4()), plan="starter", state=PROVISIONED)
+    db_session.add(resource)
+    db_session.commit()
+    return resource.id
+
+
+def _deliveries(resource_id: str) -> list[Delivery]:
+    when = datetime(2026, 11, 29, 12, 0, 1, 123456, tzinfo=UTC)
+    return [
+        Delivery(
+            resource_id=resource_id, address_id=None, envelope_from="a\x00b@sender.example",
+            envelope_to="box+tag@cloudmailin.test", status="422", http_status=422,
+            smtp_reply="550 5.0.0 Target rejected the message (HTTP 422): no", recipients=[
+                "box+tag@cloudmailin.test", 'quoted,"\\odd"@cloudmailin.test', "{brace}@x",
+            ], message_id="<m@x>", subject="Grüße \\ \t tab\nnewline", size=5120,
+            spf_result="softfail", tls=True, remote_ip="2001:db8::1",
+            target_url="https://user:secret@app.example/mail", response_body="x" * 5000,
+            target_ms=84, received_at=when,
+        ),
+        Delivery(resource_id=resource_id, address_id=None, envelope_from="", envelope_to="y@z",
+                 status="client_timeout", smtp_reply="450 4.4.1 timeout", received_at=when),
+    ]
+
+
+def _rows(db_session: Session) -> list[dict[str, object]]:
+    db_session.expire_all()
+    found = db_session.scalars(select(InboundMessage).order_by(InboundMessage.id))
+    return [{name: getattr(row, name) for name in COMPARED} for row in found]
+
+
+def test_copied_rows_equal_the_orms(db_session: Session) -> None:
+    resource_id = _resource(db_session)
+    for delivery in _deliveries(resource_id):
+        record_delivery(db_session, delivery)
+    db_session.commit()
+    by_orm = _rows(db_session)
+    db_session.query(InboundMessage).delete()
+    db_session.commit()
+    record_deliveries(db_session, _deliveries(resource_id))
+    db_session.commit()
+    assert _rows(db_session) == by_orm
+    first = by_orm[0]
+    assert first["envelope_from"] == "a\ufffdb@sender.example"
+    assert first["target_url"] == "https://user:•••@app.example/mail"
+    assert len(str(first["response_body"])) == 2048
+
+
+def test_a_refused_row_raises_the_integrity_error_and_leaves_nothing(db_session: Session) -> None:
+    resource_id = _resource(db_session)
+    batch = [*_deliveries(resource_id), *_deliveries(str(uuid.uuid4()))]
+    with pytest.raises(IntegrityError):
+        record_deliveries(db_session, batch)
+    db_session.rollback()
+    assert _rows(db_session) == []
