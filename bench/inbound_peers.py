@@ -93,13 +93,56 @@ def bare_main(conn: Connection) -> None:
     asyncio.run(serve())
 
 
+def post_main(conn: Connection) -> None:
+    """aiosmtpd that POSTs each message, as is, to the target and answers 250: what SMTP plus the
+    POST inside the transaction (DESIGN.md decision 1) cost before any parsing or bookkeeping."""
+    import aiohttp
+    from aiosmtpd.smtp import SMTP, Envelope, Session
+
+    target_url = conn.recv()
+
+    class Post:
+        http: aiohttp.ClientSession | None = None
+
+        async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+            if self.http is None:
+                self.http = aiohttp.ClientSession()
+            assert isinstance(envelope.content, bytes)
+            headers = {"Content-Type": "message/rfc822"}
+            async with self.http.post(target_url, data=envelope.content, headers=headers) as response:
+                await response.read()
+            return "250 2.0.0 OK"
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        handler = Post()
+        server = await loop.create_server(
+            lambda: SMTP(handler, hostname="post.test", data_size_limit=None),
+            host="127.0.0.1",
+            port=0,
+        )
+        conn.send(server.sockets[0].getsockname()[1])
+        await loop.run_in_executor(None, conn.recv)
+        server.close()
+        if handler.http is not None:
+            await handler.http.close()
+
+    import logging
+
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    asyncio.run(serve())
+
+
 @contextlib.contextmanager
-def child(main: Callable[[Connection], None]) -> Iterator[Any]:
-    """Run `main(pipe)` in a spawned process; yields the first thing it sends (its port)."""
+def child(main: Callable[[Connection], None], *sent: Any) -> Iterator[Any]:
+    """Run `main(pipe)` in a spawned process, send it `sent`; yields the first thing it sends
+    back (its port)."""
     ctx = multiprocessing.get_context("spawn")
     parent, child_end = ctx.Pipe()
     proc = ctx.Process(target=main, args=(child_end,), daemon=True)
     proc.start()
+    for item in sent:
+        parent.send(item)
     try:
         yield parent.recv()
     finally:
