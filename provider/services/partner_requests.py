@@ -64,12 +64,29 @@ def json_object(data: bytes) -> dict[str, Any]:
     if not data.strip():
         raise MalformedBody("The request body is empty; a JSON object was expected.")
     try:
-        body = json.loads(data)
+        body = json.loads(data, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
         raise MalformedBody("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise MalformedBody("The request body must be a JSON object.")
     return body
+
+
+def _refuse_constant(name: str) -> Any:
+    # Python's parser accepts NaN and Infinity, which are not JSON and which no column can store.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def storable(name: str, value: str) -> str:
+    """`value` if PostgreSQL can store it as text; JSON's escapes can carry a NUL or half of a
+    surrogate pair, which the database refuses (a 500 if it got that far)."""
+    if "\x00" in value:
+        raise InvalidRequest(f"{name} must not contain NUL characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"{name} is not valid Unicode (a lone surrogate escape).") from None
+    return value
 
 
 def resource_id(value: object) -> str:
@@ -117,7 +134,7 @@ def _text(body: dict[str, Any], name: str, limit: int = MAX_TEXT) -> str | None:
         raise InvalidRequest(f"{name} must be a string.")
     if len(value) > limit:
         raise InvalidRequest(f"{name} is longer than {limit} characters.")
-    return value
+    return storable(name, value)
 
 
 def _grant(value: object) -> OAuthGrant | None:
@@ -151,9 +168,12 @@ def _options(value: object) -> dict[str, OptionValue]:
     for name, option in value.items():
         if len(name) > MAX_OPTION_NAME:
             raise InvalidRequest(f"Option name {name[:40]!r}... is too long.")
-        if isinstance(option, str) and len(option) > MAX_URL:
-            raise InvalidRequest(f"Option {name!r} is longer than {MAX_URL} characters.")
-        if not isinstance(option, str | bool | int | float):
+        storable("An option name", name)
+        if isinstance(option, str):
+            if len(option) > MAX_URL:
+                raise InvalidRequest(f"Option {name!r} is longer than {MAX_URL} characters.")
+            storable(f"Option {name!r}", option)
+        elif not isinstance(option, bool | int | float):
             raise InvalidRequest(f"Option {name!r} must be a string or a flag.")
         options[name] = option
     return options

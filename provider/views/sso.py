@@ -6,6 +6,7 @@ resource; the dashboard reads the resource id from it and nothing else.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 
@@ -21,6 +22,7 @@ from . import current_settings
 bp = Blueprint("sso", __name__)
 
 NAV_COOKIE = "heroku-nav-data"
+HEROKU_APP_NAME = re.compile(r"[a-z][a-z0-9-]{1,99}")
 SESSION_KEYS = ("resource_id", "email", "user_id", "app")
 
 
@@ -43,11 +45,14 @@ def _login(fields: Mapping[str, str]) -> ResponseReturnValue:
         return refused("No CloudMailin add-on has that id.", 404)
     if not resource.active:
         return refused("This CloudMailin add-on has been removed.", 403)
-    if login.app and resource.app_name != login.app[:255]:
-        resource.app_name = login.app[:255]
+    # The app name is not covered by any token: keep it only when it looks like one (Heroku app
+    # names are lower-case letters, digits and dashes), for display; never junk or a NUL.
+    if HEROKU_APP_NAME.fullmatch(login.app) and resource.app_name != login.app:
+        resource.app_name = login.app
         db.session.commit()
     session.clear()
-    session.update(resource_id=resource.id, email=login.email, user_id=login.user_id, app=login.app)
+    session.update(resource_id=resource.id, email=login.email, user_id=login.user_id,
+                   app=login.app if HEROKU_APP_NAME.fullmatch(login.app) else "")
     response = redirect(url_for("dashboard.show"), code=302)
     if login.nav_data is not None:
         response.set_cookie(

@@ -128,6 +128,32 @@ def test_bodies_that_are_not_a_json_object_are_400(client, settings, nothing_cre
     _refused(send(client, settings, "POST", raw=raw), 400)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("name", "app\x00name", "NUL"),
+        ("heroku_id", "app123@heroku.com\x00", "NUL"),
+        ("callback_url", "https://api.heroku.com/addons/\x00", "NUL"),
+        ("name", "\ud800", "Unicode"),
+        ("options", {"greeting": "hi\x00"}, "NUL"),
+        ("options", {"na\x00me": "x"}, "NUL"),
+        ("options", {"greeting": "\udfff"}, "Unicode"),
+        ("oauth_grant", {"code": "c\x00de"}, "NUL"),
+    ],
+)
+def test_text_the_database_cannot_store_is_422_not_500(
+    client, settings, nothing_created, field, value, why
+):
+    # json.dumps writes these as \u0000 and \ud800 escapes, as a hostile client would.
+    assert why in _refused(provision(client, settings, **{field: value}), 422)
+
+
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+def test_nan_and_infinity_are_not_json_and_get_400(client, settings, nothing_created, constant):
+    body = json.dumps(provision_body(options={"ratio": 1.5})).encode().replace(b"1.5", constant)
+    _refused(send(client, settings, "POST", raw=body), 400)
+
+
 def test_a_megabyte_of_json_junk_inside_a_field_is_refused(client, settings, nothing_created):
     body = provision_body(name="x" * (1024 * 1024))
     _refused(send(client, settings, "POST", raw=json.dumps(body).encode()), 422)

@@ -165,3 +165,19 @@ def test_verify_accepts_upper_case_hex_tokens(settings):
 def test_verify_refuses_an_empty_salt_even_with_matching_tokens():
     with pytest.raises(SsoRefused):
         verify(fields("r1", ""), "", now())
+
+
+@pytest.mark.parametrize("given", ["app\x00name", "<script>alert(1)</script>", "x" * 300, "Upper-Case"])
+def test_an_app_name_that_is_not_one_still_logs_in_but_is_never_stored(
+    client, settings, db_session, resource_id, given
+):
+    form = {**fields(resource_id, settings.sso_salt), "app": given, "context_app": given}
+    response = _login(client, form)
+    assert response.status_code in (302, 303)
+    assert _session(client)["app"] == ""
+    assert db_session.get(Resource, resource_id).app_name is None
+
+
+def test_a_heroku_app_name_is_kept_for_the_dashboard(client, settings, db_session, resource_id):
+    _login(client, fields(resource_id, settings.sso_salt))
+    assert db_session.get(Resource, resource_id).app_name == APP
