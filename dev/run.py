@@ -99,9 +99,7 @@ def side_processes(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
         "--manifest", str(ROOT / "addon-manifest.json"),
         "--provider-url", f"http://localhost:{env['PORT']}/heroku/resources",
         "--sso-url", f"http://localhost:{env['PORT']}/sso/login",
-        "--addon-password", env["HEROKU_ADDON_PASSWORD"], "--sso-salt", env["HEROKU_SSO_SALT"],
-        "--client-secret", env["HEROKU_OAUTH_CLIENT_SECRET"], "--api-key", env["HEROKU_API_KEY"],
-        "--app", DEMO_APP,
+        "--app", DEMO_APP,  # the secrets come from `env`, not the command line
     ]
     target = [sys.executable, "-m", "dev.echo_target", str(TARGET_PORT)]
     return [subprocess.Popen(cmd, env=env, cwd=ROOT) for cmd in (standin, target)]

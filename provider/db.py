@@ -34,6 +34,8 @@ def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
         pool_size=pool_size,
         max_overflow=10,
         pool_pre_ping=True,
+        # Errors must not print bound values: target URLs carry customers' passwords.
+        hide_parameters=True,
     )
 
 

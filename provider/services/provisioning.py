@@ -22,8 +22,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
+from psycopg.errors import LockNotAvailable
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from ..models import Domain, Resource
@@ -55,6 +56,30 @@ class ResourceGone(LookupError):
 
 class PlanChangeRefused(ValueError):
     """The resource uses more than the new plan allows; the message says what (answered 422)."""
+
+
+class ResourceBusy(RuntimeError):
+    """Another transaction holds the resource's row longer than Heroku can wait (answered 503)."""
+
+
+LOCK_WAIT = "2s"
+"""How long a partner call waits for the resource's row: Heroku wants an answer within 3 s, and a
+worker job may hold the row while it talks to Heroku's platform API."""
+
+
+def _lock_row(session: Session, resource_id: str) -> Resource | None:
+    session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'"))
+    try:
+        return session.scalars(
+            select(Resource).where(Resource.id == resource_id).with_for_update()
+        ).one_or_none()
+    except OperationalError as exc:
+        if not isinstance(exc.orig, LockNotAvailable):
+            raise
+        session.rollback()
+        raise ResourceBusy(
+            f"Add-on {resource_id} is being updated by another request; try again in a moment."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -157,10 +182,10 @@ def _ready_text(plan: str, where: str, target: str | None) -> str:
 
 
 def _active_resource(session: Session, resource_id: str, *, lock: bool = False) -> Resource:
-    query = select(Resource).where(Resource.id == resource_id)
     if lock:
-        query = query.with_for_update()
-    resource = session.scalars(query).one_or_none()
+        resource = _lock_row(session, resource_id)
+    else:
+        resource = session.scalars(select(Resource).where(Resource.id == resource_id)).one_or_none()
     if resource is None:
         raise UnknownResource(f"No CloudMailin add-on has the id {resource_id}.")
     if not resource.active:
@@ -203,9 +228,7 @@ def deprovision(
 ) -> bool:
     """Stop the resource; False when it was already deprovisioned (a repeated DELETE)."""
     now = now or utcnow()
-    resource = session.scalars(
-        select(Resource).where(Resource.id == resource_id).with_for_update()
-    ).one_or_none()
+    resource = _lock_row(session, resource_id)
     if resource is None:
         session.rollback()
         raise UnknownResource(f"No CloudMailin add-on has the id {resource_id}.")

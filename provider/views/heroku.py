@@ -71,6 +71,13 @@ def _unknown(exc: provisioning.UnknownResource) -> ResponseReturnValue:
     return _message(404, str(exc))
 
 
+@bp.errorhandler(provisioning.ResourceBusy)
+def _busy(exc: provisioning.ResourceBusy) -> ResponseReturnValue:
+    response, status = _message(503, str(exc))
+    response.headers["Retry-After"] = "2"
+    return response, status
+
+
 @bp.errorhandler(provisioning.ResourceGone)
 def _gone(exc: provisioning.ResourceGone) -> ResponseReturnValue:
     return _message(410, str(exc))

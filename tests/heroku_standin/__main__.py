@@ -1,13 +1,15 @@
 """`python -m tests.heroku_standin --port N ...`: the stand-in in the foreground (for `make run`).
 
-Secrets come as arguments (the development runner passes the same values it gives the provider);
-the manifest, if given, supplies the add-on id, config var names and the test URLs."""
+Secrets come from the environment (the development runner gives it the same values as the
+provider) or as arguments; the manifest, if given, supplies the add-on id, config var names and
+the test URLs."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +24,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--manifest", type=Path, help="addon-manifest.json to take id/vars/URLs from")
     parser.add_argument("--provider-url", help="the provider's base_url (overrides the manifest)")
     parser.add_argument("--sso-url", help="the provider's sso_url (overrides the manifest)")
-    parser.add_argument("--addon-password", required=True)
-    parser.add_argument("--sso-salt", required=True)
-    parser.add_argument("--client-secret", required=True, help="OAuth client secret")
-    parser.add_argument("--api-key", required=True, help="what the CLI sends as HEROKU_API_KEY")
+    # Secrets default to the environment, so they need not show in `ps` output.
+    env = os.environ.get
+    parser.add_argument("--addon-password", default=env("HEROKU_ADDON_PASSWORD"))
+    parser.add_argument("--sso-salt", default=env("HEROKU_SSO_SALT"))
+    parser.add_argument("--client-secret", default=env("HEROKU_OAUTH_CLIENT_SECRET"),
+                        help="OAuth client secret (default: $HEROKU_OAUTH_CLIENT_SECRET)")
+    parser.add_argument("--api-key", default=env("HEROKU_API_KEY"),
+                        help="what the CLI sends as HEROKU_API_KEY (default: $HEROKU_API_KEY)")
     parser.add_argument("--app", action="append", default=[], help="an app to create (repeatable)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    missing = [name for name in ("addon_password", "sso_salt", "client_secret", "api_key")
+               if not getattr(args, name)]
+    if missing:
+        parser.error("missing secrets: " + ", ".join(f"--{name.replace('_', '-')}" for name in missing))
+    return args
 
 
 def build_config(args: argparse.Namespace) -> StandinConfig:
