@@ -8,6 +8,7 @@ SMTP AUTH cheap. Every comparison of a secret goes through `hmac.compare_digest`
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -23,14 +24,27 @@ def new_encryption_key() -> str:
     return Fernet.generate_key().decode("ascii")
 
 
+def fernet_key(key: str) -> bytes:
+    """ENCRYPTION_KEY as Fernet takes it: a Fernet key (32 bytes, url-safe base64) as is, or 64 hex
+    digits (the same 32 random bytes, as Heroku's `secret` generator in app.json makes them)."""
+    if len(key) == 64 and all(c in "0123456789abcdefABCDEF" for c in key):
+        return base64.urlsafe_b64encode(bytes.fromhex(key))
+    try:
+        raw = base64.urlsafe_b64decode(key.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raw = b""
+    if len(raw) != 32:
+        raise ValueError(
+            "ENCRYPTION_KEY must be a Fernet key (32 url-safe base64-encoded bytes) or 64 hex digits"
+        )
+    return key.encode("ascii")
+
+
 class SecretBox:
     """Encrypts and decrypts small secrets with the deployment's key."""
 
     def __init__(self, key: str) -> None:
-        try:
-            self._fernet = Fernet(key.encode("ascii"))
-        except (ValueError, TypeError) as exc:
-            raise ValueError("ENCRYPTION_KEY must be 32 url-safe base64-encoded bytes") from exc
+        self._fernet = Fernet(fernet_key(key))
 
     def encrypt(self, plaintext: str) -> bytes:
         return self._fernet.encrypt(plaintext.encode("utf-8"))

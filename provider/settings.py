@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .crypto import fernet_key
+
 PROVISIONING_MODES = ("sync", "async")
 
 
@@ -109,6 +111,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     encryption_key = env.get("ENCRYPTION_KEY", "")
     if not encryption_key:
         raise SettingsError("ENCRYPTION_KEY is not set (generate one with `make run` or app.json)")
+    try:
+        fernet_key(encryption_key)
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     mode = env.get("PROVISIONING_MODE", "sync")
     if mode not in PROVISIONING_MODES:
         raise SettingsError(f"PROVISIONING_MODE must be one of {PROVISIONING_MODES}, got {mode!r}")

@@ -1,8 +1,12 @@
+import secrets
+
 import pytest
 
+from provider.crypto import SecretBox, new_encryption_key
 from provider.settings import SettingsError, load_settings
 
-BASE = {"DATABASE_URL": "postgres://u:p@h/db", "REDIS_URL": "redis://h", "ENCRYPTION_KEY": "k"}
+KEY = new_encryption_key()
+BASE = {"DATABASE_URL": "postgres://u:p@h/db", "REDIS_URL": "redis://h", "ENCRYPTION_KEY": KEY}
 
 
 def test_heroku_postgres_scheme_is_accepted_and_pinned_to_psycopg():
@@ -29,4 +33,18 @@ def test_malformed_number_is_refused_with_its_name():
 def test_defaults_are_synchronous_provisioning_and_secret_key_falls_back_to_encryption_key():
     settings = load_settings(BASE)
     assert settings.sync_provisioning
-    assert settings.secret_key == "k"
+    assert settings.secret_key == KEY
+
+
+def test_an_encryption_key_from_herokus_secret_generator_works():
+    generated = secrets.token_hex(32)  # what app.json's "generator": "secret" makes
+    settings = load_settings({**BASE, "ENCRYPTION_KEY": generated})
+    box = SecretBox(settings.encryption_key)
+    assert box.decrypt(box.encrypt("a secret")) == "a secret"
+    assert SecretBox(generated.upper()).decrypt(box.encrypt("same key")) == "same key"
+
+
+@pytest.mark.parametrize("bad", ["k", "0" * 63, "g" * 64, "not base64!" * 4, "YWJj"])
+def test_an_unusable_encryption_key_is_refused_at_start(bad):
+    with pytest.raises(SettingsError, match="ENCRYPTION_KEY"):
+        load_settings({**BASE, "ENCRYPTION_KEY": bad})
