@@ -29,6 +29,10 @@ KEEPALIVE_BYTES = 1 << 16
 class DataFlood(Exception):
     """The client sent far more than the size limit; the session is ended."""
 
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size  # bytes received when the client was cut off
+
 
 @dataclass
 class DataResult:

@@ -28,7 +28,12 @@ from provider.errors import (
     SecondTarget,
 )
 from provider.models.base import utcnow
-from provider.models.inbound_message import REJECTED_CONTENT, REJECTED_QUOTA, REJECTED_SIZE
+from provider.models.inbound_message import (
+    LOCAL_ERROR,
+    REJECTED_CONTENT,
+    REJECTED_QUOTA,
+    REJECTED_SIZE,
+)
 from provider.plans import LARGEST_MESSAGE_BYTES
 from provider.services.history import Delivery
 from provider.services.routing import Route
@@ -38,7 +43,7 @@ from .context import EdgeContext, Recording
 from .handlers import BaseHandler
 from .payloads import PreparedPost, prepare_post
 from .replies import POSTMASTER_OK, RCPT_OK, accepted, error_for
-from .transaction import SessionFacts, Transaction, post_envelope, spf_verdict
+from .transaction import SessionFacts, SpfResult, Transaction, post_envelope, spf_verdict
 
 log = logging.getLogger(__name__)
 
@@ -114,28 +119,57 @@ class MxHandler(BaseHandler):
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Transaction) -> str:
         route = envelope.route
         assert route is not None  # DATA needs an accepted recipient, which sets the route
-        message = _Message(
-            route,
+        message = self._message(session, envelope)
+        # The delivery owns the SPF check from here: a client leaving after the final dot ends
+        # the transaction (which would cancel the check) but not the delivery.
+        spf_task, envelope.spf_task = envelope.spf_task, None
+        if envelope.oversize:
+            error = MessageTooBig(route.max_message_bytes)
+            await self._record(await self._with_spf(message, spf_task), REJECTED_SIZE, error.smtp_reply)
+            return error.smtp_reply
+        raw = envelope.content
+        assert isinstance(raw, bytes)
+        envelope.content = envelope.original_content = None  # the task below owns the bytes now
+        delivery = self.context.keep(
+            asyncio.create_task(self._deliver(message, raw, envelope, spf_task))
+        )
+        del raw  # the task holds the only reference and drops it once the payload is built
+        return await asyncio.shield(delivery)
+
+    async def data_flooded(self, session: Session, envelope: Transaction) -> None:
+        """The client kept sending far past the limit and is being cut off: record the refusal."""
+        if envelope.route is None:
+            return
+        error = MessageTooBig(envelope.route.max_message_bytes)
+        message = await self._with_spf(self._message(session, envelope), envelope.spf_task)
+        await self._record(message, REJECTED_SIZE, error.smtp_reply)
+
+    @staticmethod
+    def _message(session: Session, envelope: Transaction) -> _Message:
+        assert envelope.route is not None
+        return _Message(
+            envelope.route,
             envelope.sender,
             list(envelope.rcpt_tos),
             SessionFacts.of(session),
             utcnow(),
             size=envelope.size,
         )
-        if envelope.oversize:
-            error = MessageTooBig(route.max_message_bytes)
-            await self._record(message, REJECTED_SIZE, error.smtp_reply)
-            return error.smtp_reply
-        raw = envelope.content
-        assert isinstance(raw, bytes)
-        envelope.content = envelope.original_content = None  # the task below owns the bytes now
-        delivery = self.context.keep(asyncio.create_task(self._deliver(message, raw, envelope)))
-        del raw  # the task holds the only reference and drops it once the payload is built
-        return await asyncio.shield(delivery)
 
-    async def _deliver(self, message: _Message, raw: bytes, envelope: Transaction) -> str:
+    @staticmethod
+    async def _with_spf(message: _Message, spf_task: asyncio.Task[SpfResult] | None) -> _Message:
+        spf = await spf_verdict(spf_task, message.sender, message.facts)
+        return replace(message, spf=spf.result)
+
+    async def _deliver(
+        self,
+        message: _Message,
+        raw: bytes,
+        envelope: Transaction,
+        spf_task: asyncio.Task[SpfResult] | None,
+    ) -> str:
         try:
-            spf = await spf_verdict(envelope, message.facts)
+            spf = await spf_verdict(spf_task, message.sender, message.facts)
             message = replace(message, spf=spf.result)
             payload_envelope = post_envelope(envelope, message.facts, spf)
             try:
@@ -148,8 +182,9 @@ class MxHandler(BaseHandler):
             return await self._post(message, post)
         except Exception as exc:
             error = error_for(exc)
-            if error.permanent:
-                await self._record(message, REJECTED_CONTENT, error.smtp_reply)
+            # The history says what the sender was told, whatever went wrong here.
+            status = REJECTED_CONTENT if error.permanent else LOCAL_ERROR
+            await self._record(message, status, error.smtp_reply)
             return error.smtp_reply
 
     async def _post(self, message: _Message, post: PreparedPost) -> str:

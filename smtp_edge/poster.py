@@ -76,12 +76,20 @@ def split_credentials(url: str) -> _Target:
     return _Target(urlunsplit(parts._replace(netloc=hostport)), f"Basic {token}", origin)
 
 
+def decode_body(body: bytes, charset: str | None) -> str:
+    """The target's body as text, in its declared charset when Python knows it as a text encoding;
+    otherwise (x-bogus, base64, a codec that fails on its input) as UTF-8. Never raises."""
+    if charset:
+        try:
+            return body.decode(charset, "replace")
+        except (LookupError, UnicodeError, ValueError, TypeError):
+            pass
+    return body.decode("utf-8", "replace")
+
+
 def sanitize_reason(body: bytes, charset: str | None) -> str:
     """The first line of a text/plain refusal, safe inside an SMTP reply (printable ASCII)."""
-    try:
-        text = body.decode(charset or "utf-8", "replace")
-    except LookupError:
-        text = body.decode("utf-8", "replace")
+    text = decode_body(body, charset)
     first = re.split(r"[\r\n]", text, maxsplit=1)[0]
     # Accented letters keep their base letter (é -> e); other non-ASCII becomes "?".
     first = "".join(c for c in unicodedata.normalize("NFKD", first) if not unicodedata.combining(c))
@@ -138,7 +146,7 @@ class TargetPoster:
                     await _read_prefix(response)  # lets the connection go back to the pool
                     return str(code), None, None
                 raw = await _read_prefix(response)
-                excerpt = raw.decode(response.charset or "utf-8", "replace")
+                excerpt = decode_body(raw, response.charset)
                 if 400 <= code < 500:
                     reason = ""
                     if response.content_type == "text/plain":

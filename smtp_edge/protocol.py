@@ -83,7 +83,9 @@ class EdgeSMTP(SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         self._on_close(self)
-        if isinstance(self.envelope, Transaction):
+        # During DATA the message may be complete in the buffer already (a client that leaves
+        # right after the final dot): smtp_DATA decides, and the delivery keeps its SPF check.
+        if isinstance(self.envelope, Transaction) and not self.busy:
             self.envelope.discard()
         super().connection_lost(error)
 
@@ -124,12 +126,16 @@ class EdgeSMTP(SMTP):
             limit = transaction.size_limit
             try:
                 received = await read_data(self._reader, limit, keepalive=self._reset_timeout)
-            except DataFlood:
+            except DataFlood as flood:
+                transaction.size = flood.size
                 log.warning(
                     "%r kept sending far past %d bytes; closing",
                     self.session and self.session.peer,
                     limit,
                 )
+                flooded = getattr(self.event_handler, "data_flooded", None)
+                if flooded is not None:
+                    await flooded(self.session, transaction)
                 await self.push(MessageTooBig(limit).smtp_reply)
                 self.abort()
                 return
@@ -144,6 +150,8 @@ class EdgeSMTP(SMTP):
             status = await self._call_handler_hook("DATA")
         finally:
             self.busy = False
+            if self._peer_gone() and isinstance(self.envelope, Transaction):
+                self.envelope.discard()  # what the delivery did not take over ends with the client
         self._set_post_data_state()
         self._reset_timeout()
         await self.push(status)

@@ -71,10 +71,11 @@ class SessionFacts:
         )
 
 
-async def spf_verdict(transaction: Transaction, facts: SessionFacts) -> SpfResult:
+async def spf_verdict(
+    task: asyncio.Task[SpfResult] | None, sender: str, facts: SessionFacts
+) -> SpfResult:
     """The SPF result for the payload; a check that failed to run counts as temperror."""
-    domain = spf_domain(transaction.sender, facts.helo)
-    task = transaction.spf_task
+    domain = spf_domain(sender, facts.helo)
     if task is None:
         return SpfResult("none", domain)
     try:

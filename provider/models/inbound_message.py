@@ -17,6 +17,8 @@ REJECTED_SIZE = "rejected_size"
 REJECTED_QUOTA = "rejected_quota"
 # Refused after DATA because the message could not be processed (554 5.6.0: over the parser's caps).
 REJECTED_CONTENT = "rejected_content"
+# Deferred after DATA because the edge itself failed (451 4.3.0; the sender retries), not the target.
+LOCAL_ERROR = "local_error"
 
 
 class InboundMessage(Base):
