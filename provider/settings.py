@@ -115,6 +115,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         fernet_key(encryption_key)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
+    if bool(env.get("SMTP_TLS_CERT")) != bool(env.get("SMTP_TLS_KEY")):
+        raise SettingsError("SMTP_TLS_CERT and SMTP_TLS_KEY go together: set both, or neither for a "
+                            "self-signed certificate")
     mode = env.get("PROVISIONING_MODE", "sync")
     if mode not in PROVISIONING_MODES:
         raise SettingsError(f"PROVISIONING_MODE must be one of {PROVISIONING_MODES}, got {mode!r}")

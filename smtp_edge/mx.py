@@ -94,15 +94,17 @@ class MxHandler(BaseHandler):
         refusal = self._limits(route, envelope)
         if refusal is not None:
             error, status = refusal
-            message = _Message(
-                route,
-                envelope.sender,
-                [address],
-                SessionFacts.of(session),
-                utcnow(),
-                size=envelope.declared_size or 0,
-            )
-            await self._record(message, status, error.smtp_reply)
+            if route.key not in envelope.refused_routes:  # one row per message, not per RCPT
+                envelope.refused_routes.add(route.key)
+                message = _Message(
+                    route,
+                    envelope.sender,
+                    [address],
+                    SessionFacts.of(session),
+                    utcnow(),
+                    size=envelope.declared_size or 0,
+                )
+                await self._record(message, status, error.smtp_reply)
             return error.smtp_reply
         envelope.route = route
         envelope.rcpt_tos.append(address)

@@ -28,6 +28,7 @@ class Transaction(Envelope):
         self.spf_task: asyncio.Task[SpfResult] | None = None
         self.size = 0  # message bytes received in DATA
         self.oversize = False  # DATA went past the route's limit; `content` is None
+        self.refused_routes: set[str] = set()  # routes refused at RCPT (recorded once each)
 
     @property
     def sender(self) -> str:

@@ -48,3 +48,9 @@ def test_an_encryption_key_from_herokus_secret_generator_works():
 def test_an_unusable_encryption_key_is_refused_at_start(bad):
     with pytest.raises(SettingsError, match="ENCRYPTION_KEY"):
         load_settings({**BASE, "ENCRYPTION_KEY": bad})
+
+
+@pytest.mark.parametrize("only", ["SMTP_TLS_CERT", "SMTP_TLS_KEY"])
+def test_a_tls_certificate_without_its_key_or_the_reverse_is_refused(only):
+    with pytest.raises(SettingsError, match="SMTP_TLS_CERT and SMTP_TLS_KEY"):
+        load_settings({**BASE, only: "/etc/ssl/edge.pem"})

@@ -113,6 +113,18 @@ def test_when_the_monthly_quota_is_used_up_mail_is_deferred_and_recorded(
     assert target.requests == []
 
 
+def test_tagged_recipients_of_one_over_quota_address_make_one_row(
+    edge: EdgeThread, mailbox: Callable[..., Mailbox], db_session: Session
+) -> None:
+    box = mailbox(plan="free")
+    count_inbound(db_session, box.resource_id, datetime.now(UTC), PLANS["free"].inbound_per_month)
+    db_session.commit()
+    smtp = open_transaction(edge.mx_port)
+    for tag in ("a", "b", "c"):
+        assert smtp.command(f"RCPT TO:<{box.address.replace('@', f'+{tag}@')}>")[0].startswith("452 4.2.2")
+    assert [row.status for row in rows(db_session)] == ["rejected_quota"]
+
+
 def test_last_months_usage_does_not_count_against_this_month(
     edge: EdgeThread, mailbox: Callable[..., Mailbox], db_session: Session
 ) -> None:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import smtplib
 import socket
 import ssl
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from provider.models import InboundMessage
+from smtp_edge.tls import ensure_self_signed
 
 from .conftest import (
     SENDER,
@@ -226,3 +229,19 @@ def test_smtputf8_addresses_are_accepted(
     payload = json.loads(target.requests[0].body)
     assert payload["envelope"]["from"] == "josé@sender.example"
     assert payload["headers"]["subject"] == "café"
+
+
+def test_starttls_presents_the_operators_certificate_when_one_is_configured(
+    edge: EdgeThread, tmp_path: Path
+) -> None:
+    # A certificate made elsewhere, for another name, as an operator would install it.
+    operator = dataclasses.replace(edge.settings, smtp_data_dir=str(tmp_path),
+                                   smtp_hostname="mx.operator.example")
+    cert, key = ensure_self_signed(operator)
+    edge.restart(smtp_tls_cert=str(cert), smtp_tls_key=str(key))
+    smtp = Conversation(edge.mx_port)
+    smtp.command("EHLO client.example")
+    smtp.starttls()
+    assert isinstance(smtp.sock, ssl.SSLSocket)
+    der = smtp.sock.getpeercert(binary_form=True)
+    assert der is not None and b"mx.operator.example" in der and b"mx.cloudmailin.test" not in der
