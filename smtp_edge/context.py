@@ -23,6 +23,7 @@ from provider.db import session_factory
 from provider.dns import make_resolver
 from provider.settings import Settings
 
+from .history_store import HistoryStore
 from .history_writer import HistoryWriter, Recording
 from .poster import TargetPoster
 from .routes import RouteCache
@@ -69,7 +70,8 @@ class EdgeContext:
         self.poster = TargetPoster(self.http, timeout=settings.target_timeout)
         self._tasks: set[asyncio.Task[object]] = set()
         self.routes = RouteCache(settings, self.in_db)
-        self.history = HistoryWriter(settings, self.in_db, self.keep, self.routes.counted)
+        self.history_store = HistoryStore(settings)
+        self.history = HistoryWriter(self.history_store.write, self.keep, self.routes.counted)
 
     def start(self) -> None:
         """Start what runs for the process's lifetime: listening for route changes."""
@@ -81,6 +83,7 @@ class EdgeContext:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.http.close()
+        await self.history_store.close()
         self.db_pool.shutdown(wait=False, cancel_futures=True)
         self.cpu_pool.shutdown(wait=False, cancel_futures=True)
         self.large_pool.shutdown(wait=False, cancel_futures=True)

@@ -9,6 +9,7 @@ commit), and the next batch gathers meanwhile. Each caller still waits for its o
 reply is sent after the row is committed, exactly as before.
 
 A batch that fails is retried one row per transaction, so one bad row cannot lose the others'.
+The writing itself is `HistoryStore.write` (history_store.py).
 """
 
 from __future__ import annotations
@@ -17,43 +18,28 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import date, datetime
 
-from sqlalchemy.orm import Session
-
-from provider.services import applog
-from provider.services.history import Delivery, record_deliveries
-from provider.services.usage import count_inbound, month_start
-from provider.settings import Settings
+from .history_store import Recording
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 200
 """Rows per transaction; more wait for the next one."""
 
+WriteBatch = Callable[[list[Recording]], Awaitable[None]]
+"""Commits a batch's rows and counts, or raises (HistoryStore.write)."""
 
-@dataclass(frozen=True)
-class Recording:
-    delivery: Delivery
-    counted: bool  # the message counts towards the monthly quota
-    log_line: str | None  # for the app's log; None when the resource has no log drain
-
-
-RunInDb = Callable[..., Awaitable[None]]
-"""`in_db(fn, *args)`: runs `fn(session, *args)` in a DB thread (EdgeContext.in_db)."""
+__all__ = ["HistoryWriter", "Recording"]
 
 
 class HistoryWriter:
     def __init__(
         self,
-        settings: Settings,
-        in_db: RunInDb,
+        write: WriteBatch,
         keep: Callable[[asyncio.Task[None]], object],
         counted: Callable[[str, int], object] = lambda _resource_id, _messages: None,
     ):
-        self._settings = settings
-        self._in_db = in_db
+        self._write_batch = write
         self._keep = keep
         self._counted = counted  # told, once committed, how many messages each resource got
         self._pending: list[tuple[Recording, asyncio.Future[None]]] = []
@@ -88,7 +74,8 @@ class HistoryWriter:
                 _settle(batch[0][1], exc)
                 return
             log.warning("history batch of %d failed (%s); writing its rows one by one", len(batch), exc)
-            await asyncio.gather(*(self._write_one(item) for item in batch))
+            for item in batch:  # one after the other: the store has one connection
+                await self._write_one(item)
             return
         for _, future in batch:
             _settle(future, None)
@@ -103,29 +90,10 @@ class HistoryWriter:
             _settle(future, None)
 
     async def _write_counted(self, recordings: list[Recording]) -> None:
-        await self._in_db(self._write_rows, recordings)
+        await self._write_batch(recordings)
         counts: Counter[str] = Counter(r.delivery.resource_id for r in recordings if r.counted)
         for resource_id, messages in counts.items():
             self._counted(resource_id, messages)
-
-    def _write_rows(self, session: Session, recordings: list[Recording]) -> None:
-        counts: Counter[tuple[str, date]] = Counter()
-        when: dict[tuple[str, date], datetime] = {}
-        record_deliveries(session, [recording.delivery for recording in recordings])
-        for recording in recordings:
-            delivery = recording.delivery
-            if recording.counted:
-                key = (delivery.resource_id, month_start(delivery.received_at))
-                counts[key] += 1
-                when.setdefault(key, delivery.received_at)
-        # In the same transaction: a line fails only where its row would (the resource is gone),
-        # and then the batch is written again row by row, each with its line.
-        lines = [(r.delivery.resource_id, r.log_line) for r in recordings if r.log_line is not None]
-        applog.add_lines(session, self._settings, lines)
-        # Last, so each counter row stays locked only from here to the commit.
-        for key, messages in sorted(counts.items()):
-            count_inbound(session, key[0], when[key], messages)
-        session.commit()
 
 
 def _settle(future: asyncio.Future[None], error: Exception | None) -> None:

@@ -11,23 +11,28 @@ the log endpoint misbehaves.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import TypeVar
 
 from redis import RedisError
+from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.client import Pipeline as AsyncPipeline
+from redis.client import Pipeline
 from rq import Queue
 from sqlalchemy.orm import Session
 
-from provider.bulk import copy_rows
 from provider.crypto import SecretBox
 from provider.models import AppLogLine, Resource
-from provider.models.base import utcnow
 from provider.services.history import storable_text
 from provider.settings import Settings
 from provider.tasks import LOGS_QUEUE, on_commit, redis_connection
 
 log = logging.getLogger(__name__)
+
+_Pipe = TypeVar("_Pipe", Pipeline, AsyncPipeline)
 
 SHIP_JOB = "workers.jobs.logs.ship_logs"
 DISPATCH_JOB = "workers.jobs.logs.dispatch_shipping"
@@ -59,17 +64,13 @@ def record(session: Session, settings: Settings, resource_id: str, message: str)
     ship_after_commit(session, settings, resource_id)
 
 
-def add_lines(session: Session, settings: Settings, lines: Sequence[tuple[str, str]]) -> None:
-    """Add (resource id, message) lines with one COPY, for resources the caller knows to have a
-    `log_input_url` (the edge's route says so), so no resource is read per line; shipped after
-    the caller commits."""
-    if not lines:
-        return
-    now = utcnow()
-    rows = ((rid, storable_text(message), now) for rid, message in lines)
-    copy_rows(session, AppLogLine.__tablename__, ("resource_id", "message", "created_at"), rows)
-    for resource_id in dict.fromkeys(resource_id for resource_id, _ in lines):
-        ship_after_commit(session, settings, resource_id)
+def line_rows(lines: Iterable[tuple[str, str]], now: datetime) -> Iterator[tuple[str, str, datetime]]:
+    """(resource id, message) lines as `LINE_COLUMNS` values for a bulk write (the SMTP edge's
+    COPY), for resources the caller knows to have a log drain."""
+    return ((resource_id, storable_text(message) or "", now) for resource_id, message in lines)
+
+
+LINE_COLUMNS = ("resource_id", "message", "created_at")
 
 
 def ship_after_commit(session: Session, settings: Settings, resource_id: str) -> None:
@@ -95,20 +96,42 @@ def request_shipping(settings: Settings, *resource_ids: str) -> bool:
     try:
         redis = redis_connection(settings.redis_url)
         pipe = redis.pipeline(transaction=False)
-        pipe.sadd(PENDING_KEY, *ids)
-        pipe.set(DISPATCH_MARK_KEY, "1", nx=True, px=_ms(MARK_TTL))
-        _, dispatching = pipe.execute()
-        if not dispatching:
-            return False
-        try:
-            Queue(LOGS_QUEUE, connection=redis).enqueue(DISPATCH_JOB)
-        except RedisError:
-            redis.delete(DISPATCH_MARK_KEY)  # so the next line tries again instead of waiting out the TTL
-            raise
-        return True
+        _, dispatching = _ask(pipe, ids).execute()
+        return bool(dispatching) and _dispatch(settings)
     except RedisError:
         log.warning("could not request app log shipping for %d resources", len(ids), exc_info=True)
         return False
+
+
+async def request_shipping_async(redis: AsyncRedis, settings: Settings, resource_ids: Iterable[str]) -> bool:
+    """`request_shipping` for the SMTP edge's event loop (redis.asyncio, no thread hop)."""
+    ids = sorted(set(resource_ids))
+    if not ids:
+        return False
+    try:
+        _, dispatching = await _ask(redis.pipeline(transaction=False), ids).execute()
+        # Once per burst: RQ's enqueue is synchronous, so it runs in a thread.
+        return bool(dispatching) and await asyncio.to_thread(_dispatch, settings)
+    except RedisError:
+        log.warning("could not request app log shipping for %d resources", len(ids), exc_info=True)
+        return False
+
+
+def _ask(pipe: _Pipe, ids: list[str]) -> _Pipe:
+    pipe.sadd(PENDING_KEY, *ids)
+    pipe.set(DISPATCH_MARK_KEY, "1", nx=True, px=_ms(MARK_TTL))
+    return pipe
+
+
+def _dispatch(settings: Settings) -> bool:
+    """Enqueue the dispatch job for the mark this process just took."""
+    redis = redis_connection(settings.redis_url)
+    try:
+        Queue(LOGS_QUEUE, connection=redis).enqueue(DISPATCH_JOB)
+    except RedisError:
+        redis.delete(DISPATCH_MARK_KEY)  # so the next line tries again instead of waiting out the TTL
+        raise
+    return True
 
 
 def take_pending(settings: Settings, count: int) -> list[str]:

@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
-from ..bulk import copy_rows
 from ..models import InboundMessage
 from ..models.base import utcnow
 from .addresses import display_target
@@ -57,20 +56,18 @@ def record_delivery(session: Session, delivery: Delivery) -> InboundMessage:
     return row
 
 
-def record_deliveries(session: Session, deliveries: Sequence[Delivery]) -> None:
-    """Write the rows of a batch with one COPY, without ORM objects: the edge writes a row per
-    message, and the unit of work cost more than the insert itself. The caller commits."""
-    if deliveries:
-        rows = (delivery_row(delivery) for delivery in deliveries)
-        values = ([row[column] for column in _COLUMNS] for row in rows)
-        copy_rows(session, InboundMessage.__tablename__, _COLUMNS, values)
-
-
-_COLUMNS = (
+HISTORY_COLUMNS = (
     "resource_id", "address_id", "received_at", "envelope_from", "envelope_to", "recipients",
     "message_id", "subject", "size", "spf_result", "tls", "remote_ip", "target_url", "status",
     "http_status", "smtp_reply", "response_body", "target_ms",
 )
+"""Every column a history row is written with; bulk writers (the SMTP edge's COPY) use these."""
+
+
+def history_values(delivery: Delivery) -> list[Any]:
+    """The row's values in `HISTORY_COLUMNS` order, for a bulk write."""
+    row = delivery_row(delivery)
+    return [row[column] for column in HISTORY_COLUMNS]
 
 
 def delivery_row(delivery: Delivery) -> dict[str, Any]:

@@ -14,9 +14,10 @@ sessions for that resource; that is the price of not serialising deliveries on a
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from functools import cache
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session
 
 from ..models import Usage
@@ -30,17 +31,26 @@ def month_start(when: datetime) -> date:
     return when.date().replace(day=1)
 
 
+_COUNT_INBOUND = text(
+    "INSERT INTO usage (resource_id, period, inbound, outbound) "
+    "VALUES (:resource_id, :period, :messages, 0) "
+    "ON CONFLICT (resource_id, period) DO UPDATE SET inbound = usage.inbound + EXCLUDED.inbound"
+)
+
+
 def count_inbound(session: Session, resource_id: str, when: datetime, messages: int = 1) -> None:
     """Add `messages` to the month's inbound counter; the caller commits."""
-    period = month_start(when)
-    statement = insert(Usage).values(
-        resource_id=resource_id, period=period, inbound=messages, outbound=0
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=[Usage.resource_id, Usage.period],
-        set_={"inbound": Usage.inbound + statement.excluded.inbound},
-    )
-    session.execute(statement)
+    session.execute(_COUNT_INBOUND, count_inbound_params(resource_id, when, messages))
+
+
+def count_inbound_params(resource_id: str, when: datetime, messages: int) -> dict[str, object]:
+    return {"resource_id": resource_id, "period": month_start(when), "messages": messages}
+
+
+@cache
+def count_inbound_sql() -> str:
+    """The same upsert for a psycopg connection of its own (the SMTP edge's history writer)."""
+    return str(_COUNT_INBOUND.compile(dialect=psycopg_dialect()))
 
 
 def inbound_count(session: Session, resource_id: str, when: datetime) -> int:

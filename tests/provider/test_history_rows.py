@@ -1,18 +1,23 @@
-"""History rows written in bulk (COPY, the edge's path) equal the ORM's, column for column."""
+"""History rows written in bulk (the SMTP edge's COPY over its own connection) equal the ORM's,
+column for column, and a batch the database refuses leaves nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
+from psycopg.errors import ForeignKeyViolation
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from provider.models import InboundMessage, Resource
 from provider.models.resource import PROVISIONED
-from provider.services.history import Delivery, record_deliveries, record_delivery
+from provider.services.history import Delivery, record_delivery
+from provider.settings import Settings
+from smtp_edge.history_store import HistoryStore, Recording
 
 COMPARED = [
     column.name for column in InboundMessage.__table__.columns if column.name not in ("id",)
@@ -44,13 +49,24 @@ def _deliveries(resource_id: str) -> list[Delivery]:
     ]
 
 
+def _store(settings: Settings, deliveries: Sequence[Delivery]) -> None:
+    async def write() -> None:
+        store = HistoryStore(settings)
+        try:
+            await store.write([Recording(delivery, False, None) for delivery in deliveries])
+        finally:
+            await store.close()
+
+    asyncio.run(write())
+
+
 def _rows(db_session: Session) -> list[dict[str, object]]:
     db_session.expire_all()
     found = db_session.scalars(select(InboundMessage).order_by(InboundMessage.id))
     return [{name: getattr(row, name) for name in COMPARED} for row in found]
 
 
-def test_copied_rows_equal_the_orms(db_session: Session) -> None:
+def test_copied_rows_equal_the_orms(db_session: Session, settings: Settings) -> None:
     resource_id = _resource(db_session)
     for delivery in _deliveries(resource_id):
         record_delivery(db_session, delivery)
@@ -58,8 +74,7 @@ def test_copied_rows_equal_the_orms(db_session: Session) -> None:
     by_orm = _rows(db_session)
     db_session.query(InboundMessage).delete()
     db_session.commit()
-    record_deliveries(db_session, _deliveries(resource_id))
-    db_session.commit()
+    _store(settings, _deliveries(resource_id))
     assert _rows(db_session) == by_orm
     first = by_orm[0]
     assert first["envelope_from"] == "a\ufffdb@sender.example"
@@ -67,10 +82,11 @@ def test_copied_rows_equal_the_orms(db_session: Session) -> None:
     assert len(str(first["response_body"])) == 2048
 
 
-def test_a_refused_row_raises_the_integrity_error_and_leaves_nothing(db_session: Session) -> None:
+def test_a_refused_row_raises_the_integrity_error_and_leaves_nothing(
+    db_session: Session, settings: Settings
+) -> None:
     resource_id = _resource(db_session)
     batch = [*_deliveries(resource_id), *_deliveries(str(uuid.uuid4()))]
-    with pytest.raises(IntegrityError):
-        record_deliveries(db_session, batch)
-    db_session.rollback()
+    with pytest.raises(ForeignKeyViolation):
+        _store(settings, batch)
     assert _rows(db_session) == []

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+from psycopg.errors import ForeignKeyViolation
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from provider.models import InboundMessage
@@ -87,7 +87,7 @@ def test_a_row_the_database_refuses_fails_alone(
 
     outcomes = asyncio.run(submit_together())
     assert outcomes[0] is None and outcomes[2] is None
-    assert isinstance(outcomes[1], IntegrityError)
+    assert isinstance(outcomes[1], ForeignKeyViolation)
     db_session.expire_all()
     subjects = sorted(row.subject or "" for row in db_session.scalars(select(InboundMessage)))
     assert subjects == ["first", "third"]
