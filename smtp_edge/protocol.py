@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, AnyStr
 
@@ -30,6 +31,11 @@ from .transaction import Transaction
 log = logging.getLogger(__name__)
 
 STREAM_LIMIT = 1 << 16
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+SIMPLE_PATH = re.compile(rf"<({_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*)>")
+"""`<local@domain>` with a dot-atom local part and a host name: what nearly every MTA sends."""
 """Reader buffer limit: a DATA line longer than this arrives in pieces (and is kept whole)."""
 
 
@@ -55,6 +61,23 @@ class EdgeSMTP(SMTP):
     def current_transaction(self) -> Transaction:
         assert isinstance(self.envelope, Transaction)
         return self.envelope
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd reads every MAIL and RCPT path with the email package's RFC 5322 parser (and
+        defines a class on each call): a fifth of the edge's time in a profile. The common
+        `<dot-atom@host>` is matched directly, with the same result; anything else (quoted local
+        parts, address literals, UTF-8, the null path, syntax errors) goes to aiosmtpd."""
+        stripped = arg.lstrip()
+        match = SIMPLE_PATH.match(stripped)
+        if match is None:
+            return super()._getaddr(arg)
+        rest = stripped[match.end():].lstrip(" \t")  # the parser drops the blanks after ">"
+        if rest.startswith("("):  # ... and RFC 5322 comments, which it alone reads
+            return super()._getaddr(arg)
+        address = match.group(1)
+        if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return address, rest
 
     def _create_envelope(self) -> Transaction:
         return Transaction()

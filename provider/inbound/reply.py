@@ -50,6 +50,9 @@ _DECORATION = re.compile(r"^[\s\-_=*]*$")
 _EVIDENCE = re.compile(r"[\d@]")
 _SQUEEZE = re.compile(r"\n{3,}")
 _COLONS = (":", "\uff1a")
+# Every kind of history needs one of these: ">" quotes, ":" attributions and header blocks,
+# runs of "-_=*" separators. Most mail that is not a reply has none of them.
+_HISTORY_MARKS = (">", ":", "\uff1a", "--", "__", "==", "**")
 # Bounded work on huge bodies: history markers are looked for in the first MAX_LINES lines.
 MAX_LINES = 20_000
 _MAX_WINDOW = 1000
@@ -60,7 +63,12 @@ def extract_reply(text: str) -> str | None:
         text = text[: marker.start()]
     lines = text.split("\n", MAX_LINES)
     rest = lines.pop() if len(lines) > MAX_LINES else None
-    text, cut = _strip_history(lines)
+    if any(mark in text for mark in _HISTORY_MARKS):
+        text, cut = _strip_history(lines)
+    else:  # no quote, attribution, separator or header block can be in it: skip the line scan
+        while lines and _DECORATION.match(lines[-1]):
+            lines.pop()
+        text, cut = "\n".join(lines), False
     if rest is not None and not cut:
         # The history did not start in the lines looked at: the unexamined rest is kept.
         text = f"{text}\n{rest}"
