@@ -12,9 +12,14 @@ of the ORM objects did, so `provisioning.provision` answers it as a repeat.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
+import psycopg
+from psycopg.types.json import Jsonb
 from sqlalchemy import Insert, bindparam, insert
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..crypto import SecretBox
@@ -101,5 +106,16 @@ def insert_new_resource(session: Session, settings: Settings, request: Provision
     # transaction of its own, so it runs in autocommit: no BEGIN and COMMIT round trips. The
     # session's commit then only runs the after-commit hooks (jobs, log shipping).
     connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    connection.execute(_INSERT[request.log_input_url is not None], params)
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    params["r_options"] = Jsonb(params["r_options"])
+    try:
+        driver.execute(_sql(request.log_input_url is not None), params)
+    except psycopg.IntegrityError as exc:
+        raise IntegrityError("new resource", None, exc) from exc
     return NewRows(address["local_id"], pair)
+
+
+@cache
+def _sql(logged: bool) -> str:
+    return str(_INSERT[logged].compile(dialect=psycopg_dialect()))

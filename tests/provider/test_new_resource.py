@@ -1,8 +1,11 @@
-"""A new add-on's rows are written by one INSERT and look exactly as the ORM would write them."""
+"""A new add-on's rows are written by one INSERT, all or nothing, and look exactly as the ORM
+would write them."""
 
 from __future__ import annotations
 
-from sqlalchemy import event, select
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from provider.models import Address, AppLogLine, Credential, Resource
 from provider.models.address import DEFAULT_FORMAT
@@ -12,26 +15,21 @@ from provider.services.provisioning import provision
 from .partner import TARGET, provision_body
 
 
-def _statements_during(session, action) -> list[str]:
-    seen: list[str] = []
-    engine = session.get_bind()
-
-    def record(_conn, _cursor, statement, *_rest) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        action()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return seen
-
-
-def test_a_new_add_on_costs_one_insert_statement(settings, db_session):
+def test_the_rows_are_written_all_or_nothing(settings, db_session, monkeypatch):
+    """One statement: when one of its rows is refused (here an address whose local id is taken),
+    the resource, credential and log line beside it are not kept either."""
+    first = provision(db_session, settings, provision_request(provision_body(options={"target": TARGET})))
+    taken = db_session.scalars(select(Address.local_id)).one()
+    db_session.rollback()  # provisioning starts the session's transaction itself
+    monkeypatch.setattr("provider.services.addresses.new_local_id", lambda: taken)
     request = provision_request(provision_body(options={"target": TARGET}))
-    statements = _statements_during(db_session, lambda: provision(db_session, settings, request))
-    inserts = [s for s in statements if "INSERT" in s]
-    assert len(inserts) == 1 and inserts[0].lstrip().startswith("WITH")
+    with pytest.raises(IntegrityError):
+        provision(db_session, settings, request)
+    db_session.rollback()
+    assert db_session.get(Resource, request.uuid) is None
+    assert db_session.scalars(select(Resource.id)).all() == [first.resource_id]
+    assert len(db_session.scalars(select(Credential.id)).all()) == 1
+    assert db_session.scalars(select(AppLogLine.resource_id)).all() == [first.resource_id]
 
 
 def test_the_rows_carry_every_column_the_models_default(settings, db_session):
