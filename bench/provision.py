@@ -86,7 +86,7 @@ def durability(database_url: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--total", type=int, default=1000, help="requests per concurrent measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved concurrent rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved concurrent rounds")
     args = parser.parse_args()
     with service_env(PROVISIONING_MODE="sync") as env, web_process(
         env, workers=WORKERS, threads=THREADS

@@ -16,13 +16,14 @@ MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
+    from .db import ENGINE_OPTIONS, db, migrate, ping_idle_connections
+
     settings = settings or get_settings()
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
-        # hide_parameters: errors must not print bound values (target URLs carry passwords).
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "hide_parameters": True},
+        SQLALCHEMY_ENGINE_OPTIONS=ENGINE_OPTIONS,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
@@ -34,9 +35,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     logging.basicConfig(level=settings.log_level)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
-    from .db import db, migrate
-
     db.init_app(app)
+    with app.app_context():
+        ping_idle_connections(db.engine)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)
 
     from .views import errors, health
