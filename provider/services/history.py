@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..models import InboundMessage
@@ -109,7 +109,7 @@ def storable_text(value: str | None) -> str | None:
 @dataclass(frozen=True)
 class HistoryFilter:
     status: str | None = None
-    to: str | None = None  # case-insensitive substring of the envelope recipient
+    to: str | None = None  # case-insensitive substring of any of the message's recipients
     sender: str | None = None  # case-insensitive substring of the envelope sender
     subject: str | None = None  # case-insensitive substring
     since: datetime | None = None  # received at or after
@@ -155,7 +155,13 @@ def history_query(resource_id: str, filters: HistoryFilter) -> Select[Any]:
     if filters.status:
         query = query.where(InboundMessage.status == filters.status)
     if filters.to:
-        query = query.where(InboundMessage.envelope_to.ilike(_like(filters.to), escape="\\"))
+        # Any recipient of the message, not only the one the row is for (envelope.to).
+        pattern = _like(filters.to)
+        recipient = func.unnest(InboundMessage.recipients).column_valued("recipient")
+        query = query.where(or_(
+            InboundMessage.envelope_to.ilike(pattern, escape="\\"),
+            exists(select(1).where(recipient.ilike(pattern, escape="\\"))),
+        ))
     if filters.sender:
         query = query.where(InboundMessage.envelope_from.ilike(_like(filters.sender), escape="\\"))
     if filters.subject:

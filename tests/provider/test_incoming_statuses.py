@@ -131,6 +131,7 @@ def test_the_history_comes_newest_first_with_what_the_spec_records(
         ("?until=2026-03-09", []),
         ("?subject=100%25", []),
         ("?status=201&to=box", ["message 1"]),
+        ("?to=cc-copy", ["message 2"]),
     ],
 )
 def test_filters(
@@ -141,7 +142,8 @@ def test_filters(
     deliver: Callable[..., None],
 ) -> None:
     deliver(1)
-    deliver(2, envelope_to="other@cloudmailin.test")
+    deliver(2, envelope_to="other@cloudmailin.test",
+            recipients=["other@cloudmailin.test", "cc-copy@cloudmailin.test"])
     deliver(3, status="rejected_quota", http_status=None, envelope_from="bob@sender.example")
     assert subjects(get(client, account[1], query)) == expected
 

@@ -323,3 +323,24 @@ def test_a_message_over_the_parsers_caps_is_refused_permanently_and_recorded(
     assert target.requests == []
     (row,) = history(db_session)
     assert (row.status, row.smtp_reply) == ("rejected_content", "554 " + text)
+
+
+def test_an_8bit_message_declared_with_body_8bitmime_arrives_decoded(
+    edge: EdgeThread, target: Target, mailbox: Callable[..., Mailbox]
+) -> None:
+    box = mailbox("/status/200")
+    raw = (
+        f"From: <{SENDER}>\r\nTo: {box.address}\r\nSubject: Grüße\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        "Schöne Grüße aus Köln — ☃\r\n"
+    ).encode()
+    smtp = Conversation(edge.mx_port)
+    smtp.command("EHLO client.example")
+    assert smtp.command(f"MAIL FROM:<{SENDER}> BODY=8BITMIME") == ["250 2.1.0 OK"]
+    assert smtp.command(f"RCPT TO:<{box.address}>") == ["250 2.1.5 OK"]
+    assert smtp.command("DATA")[0].startswith("354")
+    smtp.send(raw + b".\r\n")
+    assert smtp.reply() == ["250 2.0.0 Message accepted by the target (HTTP 200)"]
+    payload = json.loads(target.requests[0].body)
+    assert payload["plain"] == "Schöne Grüße aus Köln — ☃\n"
+    assert payload["headers"]["subject"] == "Grüße"
