@@ -39,6 +39,10 @@ ENGINE_OPTIONS: dict[str, Any] = {
     "pool_pre_ping": False,
 }
 
+CONNECT_TIMEOUT = 5
+"""Seconds a connection of its own (outside a pool) may take to open: a dead host must not stall
+the SMTP edge's history writer or route listener for the operating system's TCP timeout."""
+
 IDLE_PING_AFTER = 10.0
 """Seconds a pooled connection may sit unused before it is checked at its next checkout."""
 

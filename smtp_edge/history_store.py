@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 from redis.asyncio import Redis
 
-from provider.db import libpq_url
+from provider.db import CONNECT_TIMEOUT, libpq_url
 from provider.models import AppLogLine, InboundMessage
 from provider.models.base import utcnow
 from provider.services import applog
@@ -108,7 +108,9 @@ class HistoryStore:
     async def _connect(self) -> psycopg.AsyncConnection[tuple[object, ...]]:
         if self._connection is None or self._connection.closed:
             self._connection = await psycopg.AsyncConnection.connect(
-                libpq_url(self._settings.database_url), autocommit=True
+                libpq_url(self._settings.database_url),
+                autocommit=True,
+                connect_timeout=CONNECT_TIMEOUT,
             )
         return self._connection
 

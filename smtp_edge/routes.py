@@ -31,7 +31,7 @@ from datetime import date
 
 import psycopg
 
-from provider.db import libpq_url
+from provider.db import CONNECT_TIMEOUT, libpq_url
 from provider.models.base import utcnow
 from provider.services.routing import Route, forward_local_id, route_recipient
 from provider.services.usage import month_start
@@ -113,7 +113,9 @@ class RouteCache:
         while True:
             try:
                 connection = await psycopg.AsyncConnection.connect(
-                    libpq_url(self._settings.database_url), autocommit=True
+                    libpq_url(self._settings.database_url),
+                    autocommit=True,
+                    connect_timeout=CONNECT_TIMEOUT,
                 )
             except psycopg.Error as exc:
                 log.warning("route cache off: cannot connect to listen for changes: %s", exc)
