@@ -5,12 +5,16 @@ Written through SQLAlchemy in a DB thread, a batch cost the edge about 0.4 ms of
 session's bookkeeping, for what is four statements. The history writer runs one batch at a time,
 so one psycopg AsyncConnection serves it: in one transaction, COPY the history rows, COPY the app
 log lines, one usage upsert per resource and month (last, so each counter row is locked only
-until the commit). A connection that broke is dropped; the next batch makes a new one.
+until the commit). A connection that broke is dropped and a new one made; a batch whose
+connection was gone before its COMMIT was sent (a server restart, an idle connection cut) is
+written once more on the new one, so a reconnect loses no row. One that failed at COMMIT is not:
+its outcome is unknown, and writing it again could count its messages twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -31,6 +35,9 @@ from provider.settings import Settings
 
 log = logging.getLogger(__name__)
 
+APPLICATION_NAME = "cloudmailin-edge-history"
+"""How the writer's connection shows in pg_stat_activity."""
+
 
 @dataclass(frozen=True)
 class Recording:
@@ -42,6 +49,14 @@ class Recording:
 def _copy(table: str, columns: Sequence[str]) -> sql.Composed:
     names = sql.SQL(", ").join(sql.Identifier(column) for column in columns)
     return sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(table), names)
+
+
+class _Unsent(Exception):
+    """The batch's transaction failed on a broken connection before its COMMIT was sent."""
+
+    def __init__(self, error: psycopg.OperationalError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class HistoryStore:
@@ -65,7 +80,15 @@ class HistoryStore:
                 when.setdefault(key, recording.delivery.received_at)
         lines = [(r.delivery.resource_id, r.log_line) for r in recordings if r.log_line is not None]
         async with self._lock:  # one transaction at a time on the one connection
-            await self._write(recordings, lines, counts, when)
+            try:
+                await self._write(recordings, lines, counts, when)
+            except _Unsent:
+                # The connection was gone before anything was committed (the server restarted,
+                # an idle connection was cut): the same batch once more, on a new connection.
+                try:
+                    await self._write(recordings, lines, counts, when)
+                except _Unsent as again:
+                    raise again.error from None
         if lines:
             await applog.request_shipping_async(
                 self._redis_client(), self._settings, (resource_id for resource_id, _ in lines)
@@ -79,6 +102,7 @@ class HistoryStore:
         when: dict[tuple[str, date], datetime],
     ) -> None:
         connection = await self._connect()
+        committing = False
         try:
             async with connection.transaction(), connection.cursor() as cursor:
                 async with cursor.copy(self._copy_rows) as copy:
@@ -92,10 +116,23 @@ class HistoryStore:
                     await cursor.execute(
                         count_inbound_sql(), count_inbound_params(key[0], when[key], messages)
                     )
+                committing = True
+        except psycopg.OperationalError as exc:
+            await self._drop()
+            # A failure at COMMIT leaves the outcome unknown: writing again could count twice.
+            if not committing:
+                raise _Unsent(exc) from exc
+            raise
         except psycopg.Error:
             if connection.broken or connection.closed:
-                self._connection = None
+                await self._drop()
             raise
+
+    async def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.closed:
+            with contextlib.suppress(psycopg.Error):
+                await connection.close()
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -111,6 +148,7 @@ class HistoryStore:
                 libpq_url(self._settings.database_url),
                 autocommit=True,
                 connect_timeout=CONNECT_TIMEOUT,
+                application_name=APPLICATION_NAME,
             )
         return self._connection
 

@@ -40,6 +40,8 @@ from provider.settings import Settings
 log = logging.getLogger(__name__)
 
 CHANNEL = "cloudmailin_routes"
+APPLICATION_NAME = "cloudmailin-edge-routes"
+"""How the listening connection shows in pg_stat_activity."""
 REFRESH_AFTER = 30.0
 """Seconds an entry is served before it is read again (usage from other edges, lost notices)."""
 MAX_ENTRIES = 50_000
@@ -116,6 +118,7 @@ class RouteCache:
                     libpq_url(self._settings.database_url),
                     autocommit=True,
                     connect_timeout=CONNECT_TIMEOUT,
+                    application_name=APPLICATION_NAME,
                 )
             except psycopg.Error as exc:
                 log.warning("route cache off: cannot connect to listen for changes: %s", exc)

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from psycopg.errors import ForeignKeyViolation
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from provider.models import InboundMessage
@@ -20,6 +20,7 @@ from provider.services.history import Delivery
 from provider.services.usage import inbound_count
 from provider.settings import Settings
 from smtp_edge.context import EdgeContext, Recording
+from smtp_edge.history_store import APPLICATION_NAME
 
 from .conftest import SENDER, EdgeThread, Mailbox, message
 
@@ -91,4 +92,22 @@ def test_a_row_the_database_refuses_fails_alone(
     db_session.expire_all()
     subjects = sorted(row.subject or "" for row in db_session.scalars(select(InboundMessage)))
     assert subjects == ["first", "third"]
+    assert inbound_count(db_session, box.resource_id, datetime.now(UTC)) == 2
+
+
+def test_the_history_writer_reconnects_when_its_connection_is_cut(
+    edge: EdgeThread, mailbox: Callable[..., Mailbox], db_session: Session
+) -> None:
+    box = mailbox("/status/201")
+    send(edge.mx_port, box.address, "before the cut")
+    cut = db_session.execute(
+        text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
+        {"name": APPLICATION_NAME},
+    ).scalars().all()
+    db_session.commit()
+    assert cut == [True]  # the writer's own connection, idle after its last batch
+    send(edge.mx_port, box.address, "after the cut")
+    db_session.expire_all()
+    subjects = sorted(row.subject or "" for row in db_session.scalars(select(InboundMessage)))
+    assert subjects == ["after the cut", "before the cut"]
     assert inbound_count(db_session, box.resource_id, datetime.now(UTC)) == 2

@@ -127,9 +127,10 @@ def test_routes_are_read_again_when_the_listening_connection_is_lost(
     _send(edge, box, "cached")
     assert _cached(edge, box)
     before = _cache(edge).generation
-    db_session.execute(text(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN cloudmailin_routes'"
-    ))
+    db_session.execute(
+        text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
+        {"name": routes.APPLICATION_NAME},
+    )
     db_session.commit()
     _wait_for(lambda: _cache(edge).generation > before, "the lost connection to be noticed")
     assert not _cached(edge, box)
