@@ -67,6 +67,28 @@ def target_main(conn: Connection) -> None:
     asyncio.run(serve())
 
 
+def _serve_smtp(conn: Connection, handler: Any, hostname: str) -> None:
+    """Run plain aiosmtpd with `handler` on a free port: send the port, serve until told to stop."""
+    import logging
+
+    from aiosmtpd.smtp import SMTP
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: SMTP(handler, hostname=hostname, data_size_limit=None), host="127.0.0.1", port=0
+        )
+        conn.send(server.sockets[0].getsockname()[1])
+        await loop.run_in_executor(None, conn.recv)
+        server.close()
+        close = getattr(handler, "close", None)
+        if close is not None:
+            await close()
+
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    asyncio.run(serve())
+
+
 def bare_main(conn: Connection) -> None:
     """aiosmtpd with a handler that accepts and discards: what SMTP alone costs."""
     from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -75,22 +97,7 @@ def bare_main(conn: Connection) -> None:
         async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
             return "250 2.0.0 OK"
 
-    async def serve() -> None:
-        loop = asyncio.get_running_loop()
-        handler = Discard()
-        server = await loop.create_server(
-            lambda: SMTP(handler, hostname="bare.test", data_size_limit=None),
-            host="127.0.0.1",
-            port=0,
-        )
-        conn.send(server.sockets[0].getsockname()[1])
-        await loop.run_in_executor(None, conn.recv)
-        server.close()
-
-    import logging
-
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
-    asyncio.run(serve())
+    _serve_smtp(conn, Discard(), "bare.test")
 
 
 def post_main(conn: Connection) -> None:
@@ -113,24 +120,11 @@ def post_main(conn: Connection) -> None:
                 await response.read()
             return "250 2.0.0 OK"
 
-    async def serve() -> None:
-        loop = asyncio.get_running_loop()
-        handler = Post()
-        server = await loop.create_server(
-            lambda: SMTP(handler, hostname="post.test", data_size_limit=None),
-            host="127.0.0.1",
-            port=0,
-        )
-        conn.send(server.sockets[0].getsockname()[1])
-        await loop.run_in_executor(None, conn.recv)
-        server.close()
-        if handler.http is not None:
-            await handler.http.close()
+        async def close(self) -> None:
+            if self.http is not None:
+                await self.http.close()
 
-    import logging
-
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
-    asyncio.run(serve())
+    _serve_smtp(conn, Post(), "post.test")
 
 
 @contextlib.contextmanager

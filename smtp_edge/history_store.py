@@ -135,9 +135,7 @@ class HistoryStore:
                 await connection.close()
 
     async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
-            self._connection = None
+        await self._drop()
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None

@@ -2,7 +2,7 @@
 
 Provisioning is the hot path of the partner API (bench/provision.py). Through the ORM's unit of
 work the four rows cost a round trip each and more web-process CPU than PostgreSQL spent on
-them; here they are data-modifying CTEs of a single statement, built once with named parameters
+them; here they are data-modifying CTEs of a single statement, compiled once with named parameters
 so a provision only binds values. PostgreSQL checks the children's foreign keys at the end of
 the statement, when the resource row exists. A concurrent INSERT of the same uuid still waits
 for the winner's commit and then fails on the primary key (IntegrityError), exactly as a flush
@@ -66,9 +66,6 @@ def _statement(*, with_log_line: bool) -> Insert:
     return insert(tables["credentials"]).values(row("c_", _CREDENTIAL_COLUMNS)).add_cte(*ctes)
 
 
-_INSERT = {logged: _statement(with_log_line=logged) for logged in (False, True)}
-
-
 def insert_new_resource(session: Session, settings: Settings, request: ProvisionRequest) -> NewRows:
     """Insert and commit the rows; must be the session's first statement in its transaction.
     Raises IntegrityError when the uuid exists. Resources Heroku gave no log_input_url (kensa,
@@ -86,7 +83,7 @@ def insert_new_resource(session: Session, settings: Settings, request: Provision
         "region": request.region,
         "state": PROVISIONED if sync else PROVISIONING,
         # The target lives on the address (and is cleared there on deprovision); the rest are kept.
-        "options": {k: v for k, v in request.options.items() if k != "target"},
+        "options": Jsonb({k: v for k, v in request.options.items() if k != "target"}),
         "callback_url": request.callback_url,
         "log_input_url_enc": box.encrypt(request.log_input_url) if request.log_input_url else None,
         "oauth_grant_enc": box.encrypt(grant.code) if grant else None,
@@ -102,13 +99,13 @@ def insert_new_resource(session: Session, settings: Settings, request: Provision
         "l_message": f"cloudmailin: {'provisioned' if sync else 'provisioning'} plan={request.plan.name}",
         "now": utcnow(),
     }
-    # Core on the session's connection, without the ORM's per-execute work. One statement is a
-    # transaction of its own, so it runs in autocommit: no BEGIN and COMMIT round trips. The
-    # session's commit then only runs the after-commit hooks (jobs, log shipping).
+    # Straight to psycopg on the session's connection: SQLAlchemy's per-execute work was a fifth
+    # of a provision's web CPU. One statement is a transaction of its own, so it runs in
+    # autocommit: no BEGIN and COMMIT round trips. The session's commit then only runs the
+    # after-commit hooks (jobs, log shipping).
     connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     driver = connection.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
-    params["r_options"] = Jsonb(params["r_options"])
     try:
         driver.execute(_sql(request.log_input_url is not None), params)
     except psycopg.IntegrityError as exc:
@@ -118,4 +115,5 @@ def insert_new_resource(session: Session, settings: Settings, request: Provision
 
 @cache
 def _sql(logged: bool) -> str:
-    return str(_INSERT[logged].compile(dialect=psycopg_dialect()))
+    """The statement in psycopg's parameter style, compiled once per process."""
+    return str(_statement(with_log_line=logged).compile(dialect=psycopg_dialect()))

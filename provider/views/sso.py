@@ -47,12 +47,12 @@ def _login(fields: Mapping[str, str]) -> ResponseReturnValue:
         return refused("This CloudMailin add-on has been removed.", 403)
     # The app name is not covered by any token: keep it only when it looks like one (Heroku app
     # names are lower-case letters, digits and dashes), for display; never junk or a NUL.
-    if HEROKU_APP_NAME.fullmatch(login.app) and resource.app_name != login.app:
-        resource.app_name = login.app
+    app = login.app if HEROKU_APP_NAME.fullmatch(login.app) else ""
+    if app and resource.app_name != app:
+        resource.app_name = app
         db.session.commit()
     session.clear()
-    session.update(resource_id=resource.id, email=login.email, user_id=login.user_id,
-                   app=login.app if HEROKU_APP_NAME.fullmatch(login.app) else "")
+    session.update(resource_id=resource.id, email=login.email, user_id=login.user_id, app=app)
     response = redirect(url_for("dashboard.show"), code=302)
     if login.nav_data is not None:
         response.set_cookie(

@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import email.policy
 import re
+import smtplib
 import socket
 import ssl
 import threading
@@ -31,10 +32,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from provider.crypto import SecretBox
-from provider.models import Resource
+from provider.models import InboundMessage, Resource
 from provider.models.resource import PROVISIONED
 from provider.services.addresses import create_address
 from provider.settings import Settings
@@ -350,6 +352,27 @@ class Conversation:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def send(
+    edge: EdgeThread, to: list[str], raw: bytes, sender: str = SENDER
+) -> dict[str, tuple[int, bytes]]:
+    with smtplib.SMTP("127.0.0.1", edge.mx_port, local_hostname="client.example") as client:
+        return client.sendmail(sender, to, raw)
+
+
+def smtp_error(edge: EdgeThread, to: list[str], raw: bytes) -> tuple[int, str]:
+    """The code and text of the reply refusing the message after DATA."""
+    with pytest.raises(smtplib.SMTPDataError) as caught:
+        send(edge, to, raw)
+    error = caught.value.smtp_error
+    return caught.value.smtp_code, error.decode() if isinstance(error, bytes) else error
+
+
+def history(db_session: Session) -> list[InboundMessage]:
+    """Every history row, oldest first, as committed now."""
+    db_session.expire_all()
+    return list(db_session.scalars(select(InboundMessage).order_by(InboundMessage.id)))
 
 
 def open_transaction(port: int, *recipients: str) -> Conversation:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-import smtplib
 from collections.abc import Callable, Iterator
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from provider.inbound import verify
-from provider.models import InboundMessage
 
 from .conftest import (
     SENDER,
@@ -21,28 +19,12 @@ from .conftest import (
     EdgeThread,
     Mailbox,
     Target,
+    history,
     message,
+    send,
+    smtp_error,
     talk,
 )
-
-
-def send(
-    edge: EdgeThread, to: list[str], raw: bytes, sender: str = SENDER
-) -> dict[str, tuple[int, bytes]]:
-    with smtplib.SMTP("127.0.0.1", edge.mx_port, local_hostname="client.example") as client:
-        return client.sendmail(sender, to, raw)
-
-
-def smtp_error(edge: EdgeThread, to: list[str], raw: bytes) -> tuple[int, str]:
-    with pytest.raises(smtplib.SMTPDataError) as caught:
-        send(edge, to, raw)
-    error = caught.value.smtp_error
-    return caught.value.smtp_code, error.decode() if isinstance(error, bytes) else error
-
-
-def history(db_session: Session) -> list[InboundMessage]:
-    db_session.expire_all()
-    return list(db_session.scalars(select(InboundMessage).order_by(InboundMessage.id)))
 
 
 def test_a_message_is_posted_as_json_and_the_target_code_is_recorded(

@@ -4,40 +4,36 @@ target answers, TLS failures, the edge's own failures, floods, and clients that 
 from __future__ import annotations
 
 import json
-import smtplib
 from collections.abc import Callable, Iterator
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from provider.models import InboundMessage
+from provider.plans import PLANS
 from smtp_edge.data import flood_limit
 from tests.dnsserver import DnsServer
 
-from .conftest import SENDER, SENDER_DOMAIN, Conversation, EdgeThread, Mailbox, Target, message
-
-
-def _refusal(edge: EdgeThread, to: str) -> tuple[int, str]:
-    with pytest.raises(smtplib.SMTPDataError) as caught, smtplib.SMTP("127.0.0.1", edge.mx_port) as client:
-        client.sendmail(SENDER, [to], message())
-    error = caught.value.smtp_error
-    return caught.value.smtp_code, error.decode() if isinstance(error, bytes) else error
-
-
-def _rows(db_session: Session) -> list[InboundMessage]:
-    db_session.expire_all()
-    return list(db_session.scalars(select(InboundMessage).order_by(InboundMessage.id)))
+from .conftest import (
+    SENDER_DOMAIN,
+    EdgeThread,
+    Mailbox,
+    Target,
+    history,
+    message,
+    open_transaction,
+    smtp_error,
+)
 
 
 def test_a_refusal_in_a_charset_nobody_knows_still_bounces_with_its_reason(
     edge: EdgeThread, target: Target, mailbox: Callable[..., Mailbox], db_session: Session
 ) -> None:
     box = mailbox("/status/404?reason=No%20such%20user&type=text/plain;%20charset=x-bogus")
-    assert _refusal(edge, box.address) == (
+    assert smtp_error(edge, [box.address], message()) == (
         550, "5.0.0 Target rejected the message (HTTP 404): No such user"
     )
-    (row,) = _rows(db_session)
+    (row,) = history(db_session)
     assert (row.status, row.response_body) == ("404", "No such user\nsecond line is not shown\n")
 
 
@@ -45,8 +41,10 @@ def test_a_redirect_without_a_location_is_a_temporary_failure(
     edge: EdgeThread, target: Target, mailbox: Callable[..., Mailbox], db_session: Session
 ) -> None:
     box = mailbox("/status/302")
-    assert _refusal(edge, box.address) == (450, "4.0.0 Target failed (HTTP 302); try again later")
-    assert _rows(db_session)[0].status == "302"
+    assert smtp_error(edge, [box.address], message()) == (
+        450, "4.0.0 Target failed (HTTP 302); try again later"
+    )
+    assert history(db_session)[0].status == "302"
 
 
 def test_a_tls_failure_at_the_target_is_unreachable(
@@ -54,9 +52,9 @@ def test_a_tls_failure_at_the_target_is_unreachable(
 ) -> None:
     # https:// to a server that speaks plain HTTP: the handshake fails.
     box = mailbox(target_url=f"https://127.0.0.1:{target.port}/status/200")
-    code, reply = _refusal(edge, box.address)
+    code, reply = smtp_error(edge, [box.address], message())
     assert (code, reply) == (450, "4.4.1 Target unreachable (TLS error); try again later")
-    assert _rows(db_session)[0].status == "unreachable"
+    assert history(db_session)[0].status == "unreachable"
 
 
 def test_a_failure_of_the_edge_itself_defers_the_message_and_is_recorded(
@@ -66,8 +64,8 @@ def test_a_failure_of_the_edge_itself_defers_the_message_and_is_recorded(
     # A row no code path writes: the renderer has no such format, which is the edge's own bug.
     db_session.execute(text("UPDATE addresses SET format = 'bogus' WHERE id = :id"), {"id": box.address_id})
     db_session.commit()
-    assert _refusal(edge, box.address) == (451, "4.3.0 Local error; try again later")
-    (row,) = _rows(db_session)
+    assert smtp_error(edge, [box.address], message()) == (451, "4.3.0 Local error; try again later")
+    (row,) = history(db_session)
     assert (row.status, row.smtp_reply) == ("local_error", "451 4.3.0 Local error; try again later")
     assert target.requests == []
 
@@ -76,13 +74,10 @@ def test_a_client_flooding_far_past_the_limit_is_cut_off_and_recorded(
     edge: EdgeThread, target: Target, mailbox: Callable[..., Mailbox], db_session: Session
 ) -> None:
     box = mailbox(plan="free")
-    smtp = Conversation(edge.mx_port)
-    smtp.command("EHLO client.example")
-    smtp.command(f"MAIL FROM:<{SENDER}>")
-    smtp.command(f"RCPT TO:<{box.address}>")
+    smtp = open_transaction(edge.mx_port, box.address)
     assert smtp.command("DATA")[0].startswith("354")
     line = b"x" * 998 + b"\r\n"
-    limit = 10 * 1024 * 1024
+    limit = PLANS["free"].max_message_bytes
     chunk = line * 1024
     sent = 0
     with pytest.raises(OSError):  # the server closes on us mid-stream
@@ -91,7 +86,7 @@ def test_a_client_flooding_far_past_the_limit_is_cut_off_and_recorded(
             sent += len(chunk)
         smtp.reply()  # the 552, then the connection ends
         smtp.reply()
-    (row,) = _rows(db_session)
+    (row,) = history(db_session)
     assert row.status == "rejected_size" and row.smtp_reply.startswith("552 5.3.4")
     assert row.size > flood_limit(limit)
     assert target.requests == []
@@ -110,10 +105,7 @@ def test_the_spf_verdict_survives_a_client_leaving_right_after_the_final_dot(
     edge: EdgeThread, target: Target, mailbox: Callable[..., Mailbox], slow_spf: None
 ) -> None:
     box = mailbox("/status/200")
-    smtp = Conversation(edge.mx_port)
-    smtp.command("EHLO client.example")
-    smtp.command(f"MAIL FROM:<{SENDER}>")  # the SPF check starts here, takes 0.5 s
-    smtp.command(f"RCPT TO:<{box.address}>")
+    smtp = open_transaction(edge.mx_port, box.address)  # its MAIL starts the 0.5 s SPF check
     smtp.command("DATA")
     smtp.send(message("left early") + b".\r\n")
     smtp.close()

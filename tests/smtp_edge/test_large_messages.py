@@ -16,13 +16,11 @@ import smtplib
 import threading
 from collections.abc import Callable
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from provider.models import InboundMessage
 from provider.plans import MB, PLANS
 
-from .conftest import SENDER, Conversation, EdgeThread, Mailbox, Request, Target, message
+from .conftest import SENDER, Conversation, EdgeThread, Mailbox, Request, Target, history, message
 
 SMTP_TIMEOUT = 300.0
 """Socket timeout: generous for a loaded 2-core machine; only a real hang reaches it."""
@@ -53,11 +51,6 @@ def attachment_digest(post: Request) -> tuple[str, str, int]:
         hashlib.sha256(content).hexdigest(),
         attachment["size"],
     )
-
-
-def history(db_session: Session) -> list[InboundMessage]:
-    db_session.expire_all()
-    return list(db_session.scalars(select(InboundMessage).order_by(InboundMessage.id)))
 
 
 def test_a_25_mb_attachment_arrives_intact(

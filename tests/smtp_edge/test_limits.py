@@ -10,18 +10,22 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from provider.models import InboundMessage, Usage
+from provider.models import Usage
 from provider.plans import LARGEST_MESSAGE_BYTES, PLANS
 from provider.services.usage import count_inbound, inbound_count
 
-from .conftest import SENDER, Conversation, EdgeThread, Mailbox, Target, message, open_transaction
+from .conftest import (
+    SENDER,
+    Conversation,
+    EdgeThread,
+    Mailbox,
+    Target,
+    history,
+    message,
+    open_transaction,
+)
 
 FREE_LIMIT = PLANS["free"].max_message_bytes
-
-
-def rows(db_session: Session) -> list[InboundMessage]:
-    db_session.expire_all()
-    return list(db_session.scalars(select(InboundMessage).order_by(InboundMessage.id)))
 
 
 def test_a_declared_size_over_every_plan_is_refused_at_mail(edge: EdgeThread) -> None:
@@ -42,7 +46,7 @@ def test_a_declared_size_over_the_recipients_plan_is_refused_at_rcpt_and_recorde
     assert smtp.command(f"MAIL FROM:<{SENDER}> SIZE={FREE_LIMIT + 1}") == ["250 2.1.0 OK"]
     reply = f"552 5.3.4 Message size exceeds the limit of {FREE_LIMIT} bytes"
     assert smtp.command(f"RCPT TO:<{box.address}>") == [reply]
-    (row,) = rows(db_session)
+    (row,) = history(db_session)
     assert (row.status, row.smtp_reply, row.size, row.envelope_to) == (
         "rejected_size",
         reply,
@@ -80,7 +84,7 @@ def test_a_message_over_the_plan_limit_without_size_is_refused_after_data_and_no
         f"5.3.4 Message size exceeds the limit of {FREE_LIMIT} bytes",
     )
     assert target.requests == []
-    (row,) = rows(db_session)
+    (row,) = history(db_session)
     assert (row.status, row.size) == ("rejected_size", len(raw))
 
 
@@ -108,7 +112,7 @@ def test_when_the_monthly_quota_is_used_up_mail_is_deferred_and_recorded(
     smtp = open_transaction(edge.mx_port)
     reply = "452 4.2.2 Monthly message quota of this address's plan reached; retry later or upgrade"
     assert smtp.command(f"RCPT TO:<{box.address}>") == [reply]
-    (row,) = rows(db_session)
+    (row,) = history(db_session)
     assert (row.status, row.smtp_reply, row.envelope_from) == ("rejected_quota", reply, SENDER)
     assert target.requests == []
 
@@ -122,7 +126,7 @@ def test_tagged_recipients_of_one_over_quota_address_make_one_row(
     smtp = open_transaction(edge.mx_port)
     for tag in ("a", "b", "c"):
         assert smtp.command(f"RCPT TO:<{box.address.replace('@', f'+{tag}@')}>")[0].startswith("452 4.2.2")
-    assert [row.status for row in rows(db_session)] == ["rejected_quota"]
+    assert [row.status for row in history(db_session)] == ["rejected_quota"]
 
 
 def test_last_months_usage_does_not_count_against_this_month(
