@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from provider.services.routing import Route
 from .spf import spf_domain
 
 NULL_SENDER = "<>"
+
+log = logging.getLogger(__name__)
 
 
 class Transaction(Envelope):
@@ -86,6 +89,8 @@ async def spf_verdict(
             return SpfResult("temperror", domain)
         raise
     except Exception:
+        # A bug in the check must not cost the message, but it must not pass unseen either.
+        log.exception("SPF check for %s crashed; reporting temperror", domain)
         return SpfResult("temperror", domain)
     return result
 

@@ -32,6 +32,19 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CORPUS = REPO_ROOT.parent / "shared" / "corpus"
 
 
+def missing_corpus_error(env: dict[str, str] | os._Environ[str], corpus: Path) -> str | None:
+    """Why the run must stop: in CI the corpus tests may not skip themselves silently."""
+    if env.get("CI", "").lower() == "true" and not corpus.is_dir():
+        return f"CI=true but the real-world corpus is missing at {corpus}: its tests would only skip"
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    error = missing_corpus_error(os.environ, CORPUS)
+    if error:
+        raise pytest.UsageError(error)
+
+
 @pytest.fixture(scope="session")
 def service_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     database_url = os.environ.get("DATABASE_URL")

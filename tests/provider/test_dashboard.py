@@ -81,3 +81,30 @@ def test_dashboard_escapes_the_app_name(client, settings):
     client.post("/sso/login", data=form)
     page = client.get("/dashboard").get_data(as_text=True)
     assert "<script>alert(1)</script>" not in page
+
+
+def test_the_template_escapes_every_value_a_user_or_heroku_controls(app):
+    """Rendered directly: the SSO view already drops odd app names, so only this can catch `|safe`."""
+    from types import SimpleNamespace
+
+    from flask import render_template
+
+    from provider.plans import PLANS
+
+    hostile = '<script>alert("x")</script>'
+    with app.test_request_context("/dashboard"):
+        page = render_template(
+            "dashboard.html",
+            addon_name="CloudMailin",
+            app_name=hostile,
+            email=hostile,
+            resource=SimpleNamespace(plan="free", id="r", name="r", app_name=hostile),
+            plan=PLANS["free"],
+            forward_address=hostile,
+            target=hostile,
+            smtp_host="smtp.example",
+            smtp_port=587,
+            smtp_username=hostile,
+        )
+    assert "<script>" not in page
+    assert page.count(html.escape(hostile, quote=False).replace('"', "&#34;")) >= 5
