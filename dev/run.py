@@ -88,6 +88,7 @@ def service_env(secret_values: dict[str, str]) -> dict[str, str]:
     env.setdefault("SMTP_PUBLIC_PORT", env["SMTP_SUBMISSION_PORT"])
     env.setdefault("INBOUND_DOMAIN", "cloudmailin.localhost")
     env.setdefault("SMTP_DATA_DIR", str(DATA))
+    env.setdefault("SENDING_DOMAIN_VERIFICATION", "off")  # send from any domain while developing
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 

@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(health.bp)
 
-    from .views import api
+    from .views import api, messages  # noqa: F401  (messages adds its routes to api.bp)
 
     app.register_blueprint(api.bp)
 

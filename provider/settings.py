@@ -91,6 +91,9 @@ class Settings:
     # Where mail to postmaster@INBOUND_DOMAIN is POSTed (JSON format); empty: accepted and logged.
     postmaster_target_url: str = ""
 
+    # Outbound mail.
+    sending_domain_verification: bool = True
+
     log_level: str = "INFO"
     testing: bool = False
 
@@ -118,6 +121,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if bool(env.get("SMTP_TLS_CERT")) != bool(env.get("SMTP_TLS_KEY")):
         raise SettingsError("SMTP_TLS_CERT and SMTP_TLS_KEY go together: set both, or neither for a "
                             "self-signed certificate")
+    verification = env.get("SENDING_DOMAIN_VERIFICATION", "on").strip().lower()
+    if verification not in ("on", "off"):
+        raise SettingsError(f"SENDING_DOMAIN_VERIFICATION must be on or off, got {verification!r}")
+    inbound_domain = env.get("INBOUND_DOMAIN", "cloudmailin.net").lower()
     mode = env.get("PROVISIONING_MODE", "sync")
     if mode not in PROVISIONING_MODES:
         raise SettingsError(f"PROVISIONING_MODE must be one of {PROVISIONING_MODES}, got {mode!r}")
@@ -133,7 +140,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         heroku_api_url=env.get("HEROKU_API_URL", "https://api.heroku.com").rstrip("/"),
         heroku_id_url=env.get("HEROKU_ID_URL", "https://id.heroku.com").rstrip("/"),
         provisioning_mode=mode,
-        inbound_domain=env.get("INBOUND_DOMAIN", "cloudmailin.net").lower(),
+        inbound_domain=inbound_domain,
         smtp_public_host=env.get("SMTP_PUBLIC_HOST", "smtp.cloudmailin.net"),
         smtp_public_port=_int(env, "SMTP_PUBLIC_PORT", 587),
         public_url=env.get("PUBLIC_URL", "http://localhost:5000").rstrip("/"),
@@ -149,6 +156,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         target_timeout=_float(env, "TARGET_TIMEOUT", 30.0),
         dns_nameservers=env.get("DNS_NAMESERVERS", ""),
         postmaster_target_url=env.get("POSTMASTER_TARGET_URL", ""),
+        sending_domain_verification=verification == "on",
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         testing=_bool(env.get("TESTING", "")),
     )

@@ -13,12 +13,15 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis import Redis
 from rq import Queue, Retry
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
+
+if TYPE_CHECKING:
+    from .models import OutboundMessage
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,9 @@ DEFAULT_QUEUE = "default"
 PROVISIONING_QUEUE = "provisioning"
 LOGS_QUEUE = "logs"
 QUEUES = (PROVISIONING_QUEUE, DEFAULT_QUEUE, LOGS_QUEUE)
+OUTBOUND_QUEUES = {"priority": "outbound-priority", "standard": "outbound", "digest": "outbound-digest"}
+"""One RQ queue per delivery class; the delivery worker serves them in this order."""
+DELIVER_JOB = "workers.jobs.delivery.deliver_message"
 
 
 @dataclass
@@ -122,3 +128,18 @@ def _after_commit(session: Session) -> None:
 def _after_soft_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
     if not previous_transaction.nested:
         session.info.pop(_HELD, None)
+
+
+def wake_delivery(redis_url: str) -> Callable[[Session, OutboundMessage], None]:
+    """What `services.sending.accept` calls to have a stored message delivered after the commit."""
+
+    def wake(session: Session, message: OutboundMessage) -> None:
+        job = Job(
+            DELIVER_JOB,
+            (str(message.id),),
+            queue=OUTBOUND_QUEUES[message.priority],
+            job_id=f"deliver-{message.id}",
+        )
+        enqueue_after_commit(session, redis_url, job)
+
+    return wake

@@ -6,6 +6,7 @@ from .base import Base
 from .credential import Credential
 from .domain import Domain
 from .inbound_message import InboundMessage
+from .outbound import OutboundEvent, OutboundMessage, OutboundRecipient, Suppression
 from .resource import Resource
 from .usage import Usage
 
@@ -16,6 +17,10 @@ __all__ = [
     "Credential",
     "Domain",
     "InboundMessage",
+    "OutboundEvent",
+    "OutboundMessage",
+    "OutboundRecipient",
     "Resource",
+    "Suppression",
     "Usage",
 ]

@@ -93,11 +93,16 @@ def _check_raw(request: OutboundRequest, raw: bytes) -> None:
         raise RawMismatch("to")
 
 
-def _standard_fields(raw: bytes, message_id: str, domain: str, now: datetime) -> list[tuple[str, str]]:
+def field_names(raw: bytes) -> set[str]:
+    """The lower-cased names of the header fields of `raw` (CRLF text)."""
+    fields, _ = _split_head(raw)
+    return {_field_name(field) for field in fields}
+
+
+def standard_fields(raw: bytes, message_id: str, domain: str, now: datetime) -> list[tuple[str, str]]:
     """Date and Message-ID when the message lacks them (RFC 6409 section 8: a submission server
     may add them)."""
-    fields, _ = _split_head(raw)
-    names = {_field_name(field) for field in fields}
+    names = field_names(raw)
     added: list[tuple[str, str]] = []
     if "date" not in names:
         added.append(("Date", format_datetime(now)))
@@ -113,7 +118,7 @@ def compose_raw(request: OutboundRequest, message_id: str, now: datetime | None 
     raw = crlf(request.raw)
     _check_raw(request, raw)
     drop = {"bcc"}
-    add = _standard_fields(raw, message_id, request.sender_domain, now or datetime.now(UTC))
+    add = standard_fields(raw, message_id, request.sender_domain, now or datetime.now(UTC))
     if request.subject is not None:
         drop.add("subject")
         add.append(("Subject", request.subject))
@@ -192,4 +197,7 @@ def _within_limit(raw: bytes) -> bytes:
     return raw
 
 
-__all__ = ["compose", "compose_raw", "crlf", "header_values", "render_markdown", "rewrite_head"]
+__all__ = [
+    "compose", "compose_raw", "crlf", "field_names", "header_values", "render_markdown", "rewrite_head",
+    "standard_fields",
+]

@@ -1,0 +1,113 @@
+"""The one shape a message has once accepted, whichever door it came in by.
+
+The JSON API gives a request that is composed here; SMTP submission gives an envelope and the
+DATA, whose `x-cloudmta-*` headers set the class and tags and are then removed (with Bcc, which
+must never reach a recipient). Both become an `Outgoing`, and the sending service stores that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import getaddresses
+
+from .compose import compose, crlf, field_names, header_values, rewrite_head, standard_fields
+from .errors import InvalidAddress, MessageRefused, OutboundTooBig, TooManyRecipients
+from .limits import API_TAG, MAX_MESSAGE_BYTES, MAX_RECIPIENTS
+from .request import ADDR_SPEC, OutboundRequest, read_priority
+
+CLASS_HEADER = "x-cloudmta-class"
+TAGS_HEADER = "x-cloudmta-tags"
+SUBMISSION_DROPPED = (CLASS_HEADER, TAGS_HEADER, "bcc")
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    source: str
+    sender: str
+    """The From header (display name kept), for the history."""
+    sender_domain: str
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    recipients: tuple[str, ...]
+    """The envelope recipients (RCPT TO), bare addresses."""
+    subject: str | None
+    message_id_header: str | None
+    raw: bytes
+    tags: tuple[str, ...]
+    priority: str
+    test_mode: bool
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+def from_api(request: OutboundRequest, message_id: str, now: datetime | None = None) -> Outgoing:
+    raw = compose(request, message_id, now or datetime.now(UTC))
+    subject = request.subject
+    if subject is None:
+        subject = next(iter(header_values(raw, "Subject")), None)
+    return Outgoing(
+        source="api",
+        sender=request.sender,
+        sender_domain=request.sender_domain,
+        to=request.to,
+        cc=request.cc,
+        recipients=tuple(request.recipients),
+        subject=subject,
+        message_id_header=next(iter(header_values(raw, "Message-ID")), None),
+        raw=raw,
+        tags=(*request.tags, API_TAG) if API_TAG not in request.tags else request.tags,
+        priority=request.priority,
+        test_mode=request.test_mode,
+    )
+
+
+def _tags_from(values: list[str]) -> tuple[str, ...]:
+    tags: list[str] = []
+    for value in values:
+        for tag in value.split(","):
+            tag = tag.strip()
+            if tag and tag not in tags:
+                tags.append(tag)
+    return tuple(tags)
+
+
+def from_smtp(
+    mail_from: str, rcpt_tos: list[str], data: bytes, message_id: str, now: datetime | None = None
+) -> Outgoing:
+    """A submitted message: the envelope decides who gets it; the headers only describe it."""
+    if len(rcpt_tos) > MAX_RECIPIENTS:
+        raise TooManyRecipients(MAX_RECIPIENTS)
+    raw = crlf(data)
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise OutboundTooBig(MAX_MESSAGE_BYTES)
+    priority = read_priority(next(iter(header_values(raw, CLASS_HEADER)), None))
+    tags = _tags_from(header_values(raw, TAGS_HEADER))
+    from_header = next(iter(header_values(raw, "From")), "")
+    senders = [address for _, address in getaddresses([from_header]) if address]
+    sender_address = senders[0] if senders else mail_from
+    if not ADDR_SPEC.fullmatch(sender_address or ""):
+        raise InvalidAddress("The message has no valid From address")
+    if "from" not in field_names(raw):
+        raise MessageRefused("The message has no From header (RFC 5322 section 3.6)")
+    add = standard_fields(raw, message_id, domain_of(sender_address), now or datetime.now(UTC))
+    raw = rewrite_head(raw, drop=SUBMISSION_DROPPED, add=add)
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise OutboundTooBig(MAX_MESSAGE_BYTES)
+    return Outgoing(
+        source="smtp",
+        sender=from_header or sender_address,
+        sender_domain=domain_of(sender_address),
+        to=tuple(header_values(raw, "To")),
+        cc=tuple(header_values(raw, "Cc")),
+        recipients=tuple(rcpt_tos),
+        subject=next(iter(header_values(raw, "Subject")), None),
+        message_id_header=next(iter(header_values(raw, "Message-ID")), None),
+        raw=raw,
+        tags=tags,
+        priority=priority,
+        test_mode=False,
+    )
+

@@ -1,0 +1,159 @@
+"""Accepting an outbound message: the account's rules, then one transaction, then the wake-up.
+
+Both doors (the JSON API and SMTP submission) call `accept` with an `Outgoing`. It checks what
+needs the account (the sender's domain, the monthly count), stores the message with one row per
+recipient, and has the delivery job enqueued after the commit. So a 202 or a `250 Queued` is
+only ever said of a message PostgreSQL holds, and a lost job costs a sweep period, never the mail.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from ..models import Domain, OutboundEvent, OutboundMessage, OutboundRecipient, Resource, Suppression
+from ..models.base import utcnow
+from ..models.domain import SENDING
+from ..models.outbound import QUEUED, SUPPRESSED, TEST
+from ..outbound.errors import OutboundQuotaExceeded, SenderNotAllowed
+from ..outbound.limits import PRIORITIES
+from ..outbound.outgoing import Outgoing, domain_of
+from ..plans import plan_named
+from .usage import month_start
+
+TEST_PLAN = "test"
+
+_TAKE_ONE = text(
+    "INSERT INTO usage (resource_id, period, inbound, outbound) VALUES (:resource_id, :period, 0, 1) "
+    "ON CONFLICT (resource_id, period) DO UPDATE SET outbound = usage.outbound + 1 "
+    "WHERE usage.outbound < :limit RETURNING outbound"
+)
+"""Counting and checking in one statement: concurrent sends can never overshoot the plan."""
+
+
+@dataclass(frozen=True)
+class SendingPolicy:
+    verify_sending_domains: bool
+    """Off in development (`SENDING_DOMAIN_VERIFICATION=off`): any From domain may send."""
+
+
+def new_message_id() -> uuid.UUID:
+    """A random (version 4) UUID, as CloudMailin's clients expect of a message id."""
+    return uuid.uuid4()
+
+
+def in_test_mode(resource: Resource, outgoing: Outgoing) -> bool:
+    return outgoing.test_mode or resource.plan == TEST_PLAN
+
+
+def may_send_from(session: Session, resource: Resource, domain: str) -> bool:
+    """A verified sending domain of this resource, or a subdomain of one."""
+    labels = domain.lower().split(".")
+    candidates = [".".join(labels[i:]) for i in range(len(labels) - 1)]
+    found = session.scalar(
+        select(func.count())
+        .select_from(Domain)
+        .where(
+            Domain.resource_id == resource.id,
+            Domain.kind == SENDING,
+            Domain.verified_at.is_not(None),
+            Domain.name.in_(candidates),
+        )
+    )
+    return bool(found)
+
+
+def _take_from_quota(session: Session, resource: Resource, now: datetime) -> None:
+    plan = plan_named(resource.plan)
+    taken = session.execute(
+        _TAKE_ONE,
+        {"resource_id": resource.id, "period": month_start(now), "limit": plan.outbound_per_month},
+    ).first()
+    if taken is None:
+        raise OutboundQuotaExceeded(plan.name, plan.outbound_per_month)
+
+
+def _suppressed(session: Session, resource: Resource, recipients: tuple[str, ...]) -> set[str]:
+    lowered = [address.lower() for address in recipients]
+    return set(
+        session.scalars(
+            select(Suppression.address).where(
+                Suppression.resource_id == resource.id, Suppression.address.in_(lowered)
+            )
+        )
+    )
+
+
+def accept(
+    session: Session,
+    policy: SendingPolicy,
+    resource: Resource,
+    outgoing: Outgoing,
+    message_id: uuid.UUID,
+    *,
+    wake: Callable[[Session, OutboundMessage], None],
+    now: datetime | None = None,
+) -> OutboundMessage:
+    """Store `outgoing` for delivery and return it; the caller commits.
+
+    `wake(session, message)` is how the caller has delivery started after its commit (the
+    worker's job, enqueued by the edge that owns the queue).
+    """
+    now = now or utcnow()
+    test_mode = in_test_mode(resource, outgoing)
+    if policy.verify_sending_domains and not test_mode and not may_send_from(
+        session, resource, outgoing.sender_domain
+    ):
+        raise SenderNotAllowed(outgoing.sender_domain)
+    if not test_mode:
+        _take_from_quota(session, resource, now)
+    suppressed = _suppressed(session, resource, outgoing.recipients)
+    message = OutboundMessage(
+        id=message_id,
+        resource_id=resource.id,
+        created_at=now,
+        source=outgoing.source,
+        sender=outgoing.sender,
+        sender_domain=outgoing.sender_domain,
+        to=list(outgoing.to),
+        cc=list(outgoing.cc),
+        subject=outgoing.subject,
+        message_id_header=outgoing.message_id_header,
+        tags=list(outgoing.tags),
+        priority=outgoing.priority,
+        test_mode=test_mode,
+        size=len(outgoing.raw),
+        raw=outgoing.raw,
+    )
+    for address in outgoing.recipients:
+        if test_mode:
+            state, reply = TEST, "Test mode: validated and recorded, not delivered"
+        elif address.lower() in suppressed:
+            state, reply = SUPPRESSED, "On the suppression list after a hard bounce; not attempted"
+        else:
+            state, reply = QUEUED, None
+        recipient = OutboundRecipient(
+            resource_id=resource.id,
+            address=address,
+            domain=domain_of(address),
+            state=state,
+            priority_rank=PRIORITIES.index(outgoing.priority),
+            attempts=0,
+            next_attempt_at=now if state == QUEUED else None,
+            last_reply=reply,
+            updated_at=now,
+        )
+        recipient.events.append(
+            OutboundEvent(at=now, state=state, reply=reply, webhook_pending=state == SUPPRESSED)
+        )
+        message.recipients.append(recipient)
+    session.add(message)
+    session.flush()
+    if any(r.state == QUEUED for r in message.recipients):
+        wake(session, message)
+    return message
