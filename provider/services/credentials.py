@@ -7,13 +7,14 @@ credential's key is random and kept beside its hash encrypted (`key_enc`, Fernet
 ENCRYPTION_KEY), and the config is answered by decrypting it.
 
 Why not derive the key (HMAC of the username under some deployment secret, as this module did
-until migration 0003)? A derived key is only as stable as its secret: derived from
-ENCRYPTION_KEY, rotating that key changed every repeated answer; derived from a dedicated secret,
-that secret could never be rotated at all, and leaking it would reveal every key past and future.
-A stored, encrypted key rotates with everything else (MultiFernet decrypts it under the old key
-until `flask secrets rotate` re-encrypts it), leaking a key reveals one credential, and the
-hash that authenticates never changes. A database dump alone still reveals no key. Retired
-credentials keep only their hash: no answer will carry their key again.
+until migration 0003)? A derived key is only as stable as its secret. Derived from
+ENCRYPTION_KEY, rotating that key changed every repeated answer. Derived from a dedicated secret,
+that secret could never be rotated, and it alone (no database needed) yields the key of every
+username, and usernames are not secret (they travel in config vars and SMTP AUTH). A stored key
+rotates with everything else (MultiFernet decrypts it under the old key until
+`flask secrets rotate` re-encrypts it), the hash that authenticates never changes, and reading
+keys takes both the database and ENCRYPTION_KEY, the bar every other stored secret already has.
+Retired and revoked credentials keep only their hash: no answer will carry their key again.
 
 SMTP AUTH (the SMTP edge) and the outbound API's Bearer key both call `authenticate`.
 """

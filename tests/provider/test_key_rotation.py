@@ -19,7 +19,7 @@ from provider import create_app
 from provider.crypto import DecryptionError, SecretBox, box_for, new_encryption_key
 from provider.heroku_platform import TokenSet
 from provider.models import Credential, Domain, Resource
-from provider.services import oauth_tokens
+from provider.services import applog, oauth_tokens
 from provider.services.credentials import authenticate
 from provider.services.reencrypt import encrypted_columns
 from provider.settings import Settings
@@ -102,6 +102,8 @@ def test_old_secrets_decrypt_beside_the_new_key_and_only_re_encrypted_ones_witho
     rotated = _rotated(settings, new_key)
     new_key_only = SecretBox(new_key)
     assert sorted(box_for(rotated).decrypt(v) for v in under_old_key) == plaintexts
+    resource = db_session.get(Resource, resource_uuid)
+    assert resource is not None and applog.log_input_url(rotated, resource) == LOG_URL
     for secret in under_old_key:
         with pytest.raises(DecryptionError):
             new_key_only.decrypt(secret)
@@ -115,9 +117,7 @@ def test_old_secrets_decrypt_beside_the_new_key_and_only_re_encrypted_ones_witho
             new_key_only.decrypt(stale)
     resource = db_session.get(Resource, resource_uuid)
     assert resource is not None
-    assert oauth_tokens.box_for(dataclasses.replace(rotated, encryption_keys_old=())).decrypt(
-        resource.oauth_grant_enc or b""
-    ) == "grant-code-123"
+    assert applog.log_input_url(dataclasses.replace(rotated, encryption_keys_old=()), resource) == LOG_URL
 
 
 def test_re_encryption_is_idempotent_and_reports_nothing_left_on_a_second_run(settings, db_session):
