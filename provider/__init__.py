@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key,
+        SECRET_KEY_FALLBACKS=list(settings.secret_key_fallbacks),
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         SQLALCHEMY_ENGINE_OPTIONS=ENGINE_OPTIONS,
         SESSION_COOKIE_HTTPONLY=True,
@@ -39,6 +40,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     with app.app_context():
         ping_idle_connections(db.engine)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)
+
+    from . import cli
+
+    cli.init_app(app)
 
     from .views import errors, health
 

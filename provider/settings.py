@@ -60,6 +60,10 @@ class Settings:
     # Flask session signing; and the key (Fernet, urlsafe base64 of 32 bytes) for secrets at rest.
     secret_key: str
     encryption_key: str
+    # Keys being rotated out: they decrypt, never encrypt (README, "Rotating ENCRYPTION_KEY").
+    encryption_keys_old: tuple[str, ...] = ()
+    # Previous session signing keys (Flask's SECRET_KEY_FALLBACKS): cookies signed with them stay valid.
+    secret_key_fallbacks: tuple[str, ...] = ()
 
     # Heroku partner protocol (values come from the add-on manifest, which holds placeholders).
     addon_id: str = "cloudmailin"
@@ -118,6 +122,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         fernet_key(encryption_key)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
+    old_keys = _old_encryption_keys(env.get("ENCRYPTION_KEYS_OLD", ""), encryption_key)
     if bool(env.get("SMTP_TLS_CERT")) != bool(env.get("SMTP_TLS_KEY")):
         raise SettingsError("SMTP_TLS_CERT and SMTP_TLS_KEY go together: set both, or neither for a "
                             "self-signed certificate")
@@ -133,6 +138,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_url=redis_url,
         secret_key=env.get("SECRET_KEY", "") or encryption_key,
         encryption_key=encryption_key,
+        encryption_keys_old=old_keys,
+        # Without SECRET_KEY the session key rotates with ENCRYPTION_KEY; the old keys keep the
+        # dashboard's signed-in users signed in until the old keys are removed.
+        secret_key_fallbacks=() if env.get("SECRET_KEY") else old_keys,
         addon_id=env.get("HEROKU_ADDON_ID", "cloudmailin"),
         addon_password=env.get("HEROKU_ADDON_PASSWORD", ""),
         sso_salt=env.get("HEROKU_SSO_SALT", ""),
@@ -160,6 +169,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         testing=_bool(env.get("TESTING", "")),
     )
+
+
+def _old_encryption_keys(raw: str, current: str) -> tuple[str, ...]:
+    """ENCRYPTION_KEYS_OLD: comma-separated keys in either form ENCRYPTION_KEY takes."""
+    keys = tuple(key.strip() for key in raw.split(",") if key.strip())
+    for position, key in enumerate(keys, start=1):
+        try:
+            fernet_key(key)
+        except ValueError:
+            raise SettingsError(
+                f"ENCRYPTION_KEYS_OLD: key {position} is not a Fernet key (32 url-safe "
+                "base64-encoded bytes) or 64 hex digits"
+            ) from None
+    return tuple(key for key in keys if key != current)
 
 
 @lru_cache(maxsize=1)

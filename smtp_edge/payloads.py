@@ -28,10 +28,10 @@ class PreparedPost:
 
 
 @lru_cache(maxsize=4096)
-def _signing_secret(key: str, encrypted: bytes) -> str:
+def _signing_secret(keys: tuple[str, tuple[str, ...]], encrypted: bytes) -> str:
     """Addresses' signing secrets, decrypted once each: Fernet per message was a few percent of
     the edge's CPU, and the key that decrypts them is in this process's memory anyway."""
-    return SecretBox(key).decrypt(encrypted)
+    return SecretBox(*keys).decrypt(encrypted)
 
 
 def prepare_post(settings: Settings, route: Route, raw: bytes, envelope: Envelope) -> PreparedPost:
@@ -40,7 +40,9 @@ def prepare_post(settings: Settings, route: Route, raw: bytes, envelope: Envelop
     payload = render(route.format, raw, parsed, envelope, size_as_string=route.size_as_string)
     signature = None
     if route.signing_secret_enc:
-        secret = _signing_secret(settings.encryption_key, bytes(route.signing_secret_enc))
+        secret = _signing_secret(
+            (settings.encryption_key, settings.encryption_keys_old), bytes(route.signing_secret_enc)
+        )
         signature = sign(secret, payload.body, int(time.time()))
     return PreparedPost(
         content_type=payload.content_type,

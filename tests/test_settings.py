@@ -2,7 +2,7 @@ import secrets
 
 import pytest
 
-from provider.crypto import SecretBox, new_encryption_key
+from provider.crypto import SecretBox, box_for, new_encryption_key
 from provider.settings import SettingsError, load_settings
 
 KEY = new_encryption_key()
@@ -54,3 +54,26 @@ def test_an_unusable_encryption_key_is_refused_at_start(bad):
 def test_a_tls_certificate_without_its_key_or_the_reverse_is_refused(only):
     with pytest.raises(SettingsError, match="SMTP_TLS_CERT and SMTP_TLS_KEY"):
         load_settings({**BASE, only: "/etc/ssl/edge.pem"})
+
+
+def test_old_encryption_keys_decrypt_beside_the_current_one_which_alone_encrypts():
+    old, older = new_encryption_key(), secrets.token_hex(32)
+    settings = load_settings({**BASE, "ENCRYPTION_KEYS_OLD": f" {old} ,, {older},{KEY}"})
+    assert settings.encryption_keys_old == (old, older)  # blanks and the current key dropped
+    box = box_for(settings)
+    assert box.decrypt(SecretBox(old).encrypt("a")) == "a"
+    assert box.decrypt(SecretBox(older).encrypt("b")) == "b"
+    assert SecretBox(KEY).decrypt(box.encrypt("c")) == "c"
+
+
+def test_an_unusable_old_encryption_key_is_refused_by_position_without_echoing_it():
+    with pytest.raises(SettingsError, match="ENCRYPTION_KEYS_OLD: key 2 ") as refused:
+        load_settings({**BASE, "ENCRYPTION_KEYS_OLD": f"{new_encryption_key()},not-a-key-at-all"})
+    assert "not-a-key-at-all" not in str(refused.value)
+
+
+def test_without_secret_key_the_old_encryption_keys_keep_sessions_valid():
+    old = new_encryption_key()
+    assert load_settings({**BASE, "ENCRYPTION_KEYS_OLD": old}).secret_key_fallbacks == (old,)
+    own = load_settings({**BASE, "ENCRYPTION_KEYS_OLD": old, "SECRET_KEY": "s"})
+    assert own.secret_key_fallbacks == ()

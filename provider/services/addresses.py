@@ -14,7 +14,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from sqlalchemy.orm import Session
 
-from ..crypto import SecretBox
+from ..crypto import box_for
 from ..models import Address, Resource
 from ..models.address import DEFAULT_FORMAT
 from ..settings import Settings
@@ -57,7 +57,7 @@ def new_address_values(settings: Settings, target_url: str | None) -> dict[str, 
         "local_id": new_local_id(),
         "target_url": target_url,
         "format": DEFAULT_FORMAT,
-        "signing_secret_enc": SecretBox(settings.encryption_key).encrypt(new_signing_secret()),
+        "signing_secret_enc": box_for(settings).encrypt(new_signing_secret()),
         "size_as_string": False,
     }
 

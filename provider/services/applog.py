@@ -24,7 +24,7 @@ from redis.client import Pipeline
 from rq import Queue
 from sqlalchemy.orm import Session
 
-from provider.crypto import SecretBox
+from provider.crypto import box_for
 from provider.models import AppLogLine, Resource
 from provider.services.history import storable_text
 from provider.settings import Settings
@@ -51,7 +51,7 @@ def mark_key(resource_id: str) -> str:
 def log_input_url(settings: Settings, resource: Resource) -> str | None:
     if resource.log_input_url_enc is None:
         return None
-    return SecretBox(settings.encryption_key).decrypt(resource.log_input_url_enc)
+    return box_for(settings).decrypt(resource.log_input_url_enc)
 
 
 def record(session: Session, settings: Settings, resource_id: str, message: str) -> None:

@@ -1,24 +1,26 @@
 """SMTP and API credentials: the USER:KEY pair in CLOUDMAILIN_SMTP_URL.
 
-Keys are stored only as SHA-256 hashes (DESIGN.md decision 4), yet Heroku may ask for the same
-config twice (a repeated provision POST must answer the same config) and the async provisioning
-job must send the config hours after the key was issued. So a key is not random: it is
-HMAC-SHA256(ENCRYPTION_KEY, username), and `key_for` can compute it again whenever the config is
-needed. The username is random, so every credential gets a different key.
+Authentication checks only a SHA-256 hash of the key (DESIGN.md decision 4). Yet Heroku may ask
+for the same config twice (a repeated provision POST must answer the same config) and the async
+provisioning job sends the config after the key was issued, so the key must be recoverable. Each
+credential's key is random and kept beside its hash encrypted (`key_enc`, Fernet under
+ENCRYPTION_KEY), and the config is answered by decrypting it.
 
-What this buys: a database dump alone reveals no key (the hash of a 128-bit value cannot be
-reversed); nothing secret is stored beside the hash. What it costs: anyone holding ENCRYPTION_KEY
-can compute keys, which is no worse than storing them encrypted under that same key. Rotating
-ENCRYPTION_KEY does not break existing credentials, because authentication checks the stored
-hash, never the derivation.
+Why not derive the key (HMAC of the username under some deployment secret, as this module did
+until migration 0003)? A derived key is only as stable as its secret. Derived from
+ENCRYPTION_KEY, rotating that key changed every repeated answer. Derived from a dedicated secret,
+that secret could never be rotated, and it alone (no database needed) yields the key of every
+username, and usernames are not secret (they travel in config vars and SMTP AUTH). A stored key
+rotates with everything else (MultiFernet decrypts it under the old key until
+`flask secrets rotate` re-encrypts it), the hash that authenticates never changes, and reading
+keys takes both the database and ENCRYPTION_KEY, the bar every other stored secret already has.
+Retired and revoked credentials keep only their hash: no answer will carry their key again.
 
 SMTP AUTH (the SMTP edge) and the outbound API's Bearer key both call `authenticate`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,14 +28,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from ..crypto import hash_key, key_matches
+from ..crypto import box_for, hash_key, key_matches, new_api_key
 from ..models import Credential, Resource
 from ..models.base import utcnow
 from ..models.resource import DEPROVISIONED
 from ..settings import Settings
 
 ROTATION_GRACE = timedelta(hours=24)
-_KEY_LABEL = b"cloudmailin credential key v1:"
 # Compared against when a username is unknown, so a miss costs what a hit costs.
 _DUMMY_HASH = hash_key("not a key")
 
@@ -48,43 +49,47 @@ def new_username() -> str:
     return secrets.token_hex(10)
 
 
-def key_for(settings: Settings, username: str) -> str:
-    """The key of the credential named `username` (see the module docstring for why it is derived)."""
-    digest = hmac.new(
-        settings.encryption_key.encode("ascii"), _KEY_LABEL + username.encode("utf-8"), hashlib.sha256
-    )
-    return digest.hexdigest()[:32]
+def new_pair() -> IssuedCredential:
+    return IssuedCredential(new_username(), new_api_key())
 
 
-def new_pair(settings: Settings) -> IssuedCredential:
-    username = new_username()
-    return IssuedCredential(username, key_for(settings, username))
-
-
-def credential_values(pair: IssuedCredential) -> dict[str, str]:
-    """The stored columns of a new credential: the key only as its hash."""
-    return {"username": pair.username, "key_hash": hash_key(pair.key)}
+def credential_values(settings: Settings, pair: IssuedCredential) -> dict[str, str | bytes]:
+    """The stored columns of a new credential: the key as its hash (to authenticate) and
+    encrypted (to answer the same config again)."""
+    return {
+        "username": pair.username,
+        "key_hash": hash_key(pair.key),
+        "key_enc": box_for(settings).encrypt(pair.key),
+    }
 
 
 def issue_credential(session: Session, settings: Settings, resource: Resource) -> IssuedCredential:
-    pair = new_pair(settings)
-    credential = Credential(**credential_values(pair))
+    pair = new_pair()
+    credential = Credential(**credential_values(settings, pair))
     resource.credentials.append(credential)
     session.add(credential)
     return pair
 
 
 def current_credential(resource: Resource) -> Credential | None:
-    """The credential the config vars carry: the newest one that is neither revoked nor retiring."""
-    live = [c for c in resource.credentials if c.revoked_at is None and c.expires_at is None]
+    """The credential the config vars carry: the newest one that is neither revoked nor retiring.
+    A live credential without a stored key (one migration 0003 could not recover, see there) is
+    passed over, so the config gets a new credential while the old one keeps authenticating."""
+    live = [
+        c
+        for c in resource.credentials
+        if c.revoked_at is None and c.expires_at is None and c.key_enc is not None
+    ]
     return max(live, key=lambda c: c.id or 0, default=None)
 
 
 def current_pair(settings: Settings, resource: Resource) -> IssuedCredential | None:
+    """Raises crypto.DecryptionError when no configured key decrypts the stored key (an old
+    ENCRYPTION_KEY removed before `flask secrets rotate` re-encrypted it)."""
     credential = current_credential(resource)
-    if credential is None:
+    if credential is None or credential.key_enc is None:
         return None
-    return IssuedCredential(credential.username, key_for(settings, credential.username))
+    return IssuedCredential(credential.username, box_for(settings).decrypt(credential.key_enc))
 
 
 def rotate(
@@ -102,6 +107,7 @@ def rotate(
             credential.expires_at is None or credential.expires_at > now + grace
         ):
             credential.expires_at = now + grace
+            credential.key_enc = None
     return issue_credential(session, settings, resource)
 
 
@@ -110,6 +116,7 @@ def revoke_all(resource: Resource, *, now: datetime | None = None) -> None:
     for credential in resource.credentials:
         if credential.revoked_at is None:
             credential.revoked_at = now
+        credential.key_enc = None
 
 
 def authenticate(

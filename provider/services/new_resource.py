@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..crypto import SecretBox
+from ..crypto import box_for
 from ..models import Resource
 from ..models.base import utcnow
 from ..models.resource import PROVISIONED, PROVISIONING
@@ -36,7 +36,7 @@ _RESOURCE_COLUMNS = (
     "log_input_url_enc", "oauth_grant_enc", "oauth_grant_expires_at",
 )
 _ADDRESS_COLUMNS = ("resource_id", "local_id", "target_url", "format", "signing_secret_enc", "size_as_string")
-_CREDENTIAL_COLUMNS = ("resource_id", "username", "key_hash")
+_CREDENTIAL_COLUMNS = ("resource_id", "username", "key_hash", "key_enc")
 
 
 @dataclass(frozen=True)
@@ -70,11 +70,11 @@ def insert_new_resource(session: Session, settings: Settings, request: Provision
     """Insert and commit the rows; must be the session's first statement in its transaction.
     Raises IntegrityError when the uuid exists. Resources Heroku gave no log_input_url (kensa,
     old add-ons) get no log line, because there is nowhere to ship it."""
-    box = SecretBox(settings.encryption_key)
+    box = box_for(settings)
     sync = settings.sync_provisioning
     grant = request.oauth_grant
     address = new_address_values(settings, request.target)
-    pair = credentials.new_pair(settings)
+    pair = credentials.new_pair()
     resource = {
         "id": request.uuid,
         "name": request.name,
@@ -92,7 +92,7 @@ def insert_new_resource(session: Session, settings: Settings, request: Provision
     params = {
         **{f"r_{c}": v for c, v in resource.items()},
         **{f"a_{c}": v for c, v in address.items()},
-        **{f"c_{c}": v for c, v in credentials.credential_values(pair).items()},
+        **{f"c_{c}": v for c, v in credentials.credential_values(settings, pair).items()},
         "a_resource_id": request.uuid,
         "c_resource_id": request.uuid,
         "l_resource_id": request.uuid,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from provider.crypto import SecretBox
+from provider.crypto import box_for
 from provider.heroku_platform import (
     PermanentPlatformError,
     TokenSet,
@@ -54,7 +54,7 @@ def has_tokens(resource: Resource) -> bool:
 
 
 def store_tokens(settings: Settings, resource: Resource, tokens: TokenSet) -> None:
-    box = SecretBox(settings.encryption_key)
+    box = box_for(settings)
     resource.access_token_enc = box.encrypt(tokens.access_token)
     resource.refresh_token_enc = box.encrypt(tokens.refresh_token)
     resource.access_token_expires_at = tokens.expires_at
@@ -75,7 +75,7 @@ def exchange_grant(
         raise GrantUnavailable(
             f"the OAuth grant of resource {resource.id} expired at {expires_at.isoformat()}"
         )
-    code = SecretBox(settings.encryption_key).decrypt(resource.oauth_grant_enc)
+    code = box_for(settings).decrypt(resource.oauth_grant_enc)
     tokens = exchange_grant_code(settings, code)
     store_tokens(settings, resource, tokens)
     resource.oauth_grant_enc = None
@@ -97,7 +97,7 @@ def access_token(
     access_enc, refresh_enc = resource.access_token_enc, resource.refresh_token_enc
     if access_enc is None or refresh_enc is None:
         raise GrantUnavailable(f"resource {resource.id} holds no OAuth tokens")
-    box = SecretBox(settings.encryption_key)
+    box = box_for(settings)
     if not needs_refresh(resource, now=now):
         return box.decrypt(access_enc)
     tokens = refresh_tokens(settings, box.decrypt(refresh_enc))

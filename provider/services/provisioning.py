@@ -4,7 +4,7 @@ Each operation is one transaction and commits it, because the jobs it hands to t
 only run once its rows are visible (`enqueue_after_commit`).
 
 Provisioning is idempotent on Heroku's uuid, which is the resource's primary key: a repeated POST
-finds the row and answers with the same config (the key is derived again, see `credentials`),
+finds the row and answers with the same config (the stored key is decrypted, see `credentials`),
 and two concurrent POSTs of one uuid race on the primary key, where the loser's INSERT waits for
 the winner's commit, fails, rolls back and answers as a repeat.
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from datetime import timedelta
 
 import pytest
 
-from provider.crypto import new_encryption_key
+from provider.crypto import SecretBox
 from provider.models import Credential, Resource
 from provider.models.base import utcnow
 from provider.models.resource import DEPROVISIONED, PROVISIONED, PROVISIONING
@@ -18,7 +17,6 @@ from provider.services.credentials import (
     current_credential,
     current_pair,
     issue_credential,
-    key_for,
     revoke_all,
     rotate,
     smtp_url,
@@ -56,18 +54,20 @@ def test_only_the_hash_of_the_key_is_stored(db_session, settings, resource):
     assert issued.key not in stored.key_hash and len(stored.key_hash) == 64
 
 
-def test_the_key_can_be_computed_again_for_the_config(db_session, settings, resource):
+def test_the_key_is_answered_again_from_its_encrypted_copy(db_session, settings, resource):
     issued = issue_credential(db_session, settings, resource)
+    db_session.commit()
+    db_session.expire_all()
+    stored = db_session.query(Credential).one()
+    assert stored.key_enc is not None and issued.key.encode() not in stored.key_enc
+    assert SecretBox(settings.encryption_key).decrypt(stored.key_enc) == issued.key
     assert current_pair(settings, resource) == issued
-    assert key_for(settings, issued.username) == issued.key
 
 
-def test_keys_differ_between_credentials_and_between_deployments(db_session, settings, resource):
+def test_keys_differ_between_credentials(db_session, settings, resource):
     first = issue_credential(db_session, settings, resource)
     second = issue_credential(db_session, settings, resource)
-    assert first.key != second.key
-    other = dataclasses.replace(settings, encryption_key=new_encryption_key())
-    assert key_for(other, first.username) != first.key
+    assert first.key != second.key and first.username != second.username
 
 
 def test_a_provisioning_resource_authenticates_but_a_deprovisioned_one_does_not(
@@ -88,6 +88,7 @@ def test_revoked_credentials_stop_working(db_session, settings, resource):
     db_session.commit()
     assert authenticate(db_session, issued.username, issued.key) is None
     assert current_credential(resource) is None
+    assert db_session.query(Credential).one().key_enc is None
 
 
 def test_rotation_keeps_the_old_key_for_its_grace_period_only(db_session, settings, resource):
@@ -96,6 +97,8 @@ def test_rotation_keeps_the_old_key_for_its_grace_period_only(db_session, settin
     db_session.commit()
     assert new != old
     assert current_pair(settings, resource) == new
+    retiring = db_session.query(Credential).filter_by(username=old.username).one()
+    assert retiring.key_enc is None, "no answer carries a retiring key again"
     assert authenticate(db_session, new.username, new.key) is resource
     assert authenticate(db_session, old.username, old.key) is resource
     later = utcnow() + timedelta(hours=2)
