@@ -1,7 +1,7 @@
 """outbound messages, recipients, events and suppressions
 
 Revision ID: 0010
-Revises: 0002
+Revises: 0003_credential_key
 Create Date: 2026-12-01 09:30:00
 
 """
@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = '0010'
-down_revision = '0002'
+down_revision = '0003_credential_key'
 branch_labels = None
 depends_on = None
 
