@@ -94,7 +94,7 @@ def test_spec_example_payload_shapes() -> None:
     assert document["html"] == (
         '<html><head></head><body>Test with <span style="font-weight: bold;">HTML</span>.</body></html>'
     )
-    assert document["reply_plain"] == "Test with HTML."
+    assert document["reply_plain"] is None  # a fresh message, not a reply
     assert document["attachments"] == [
         {
             "content": "dGVzdGZpbGU=",
@@ -133,7 +133,7 @@ def test_multipart_normalized_fields_as_a_wsgi_app_reads_them() -> None:
     form, files = parse_form(payload)
     assert form["plain"] == "Test with HTML."
     assert form["html"].startswith("<html>")
-    assert form["reply_plain"] == "Test with HTML."
+    assert "reply_plain" not in form  # a fresh message: omitted, like an absent plain
     assert form["headers[subject]"] == "Test Subject"
     assert form["headers[received][0]"].startswith("by 10.52.90.229 ")
     assert form["headers[received][2]"].startswith("from mail-wi0-f170")
@@ -152,6 +152,14 @@ def test_multipart_normalized_fields_as_a_wsgi_app_reads_them() -> None:
     assert attachment.filename == "file.txt"
     assert attachment.mimetype == "text/plain"
     assert attachment.read() == b"testfile"
+
+
+def test_reply_plain_carries_only_the_new_text_of_a_reply() -> None:
+    reply = crlf("Subject: Re: x\n\nNew text\n\nOn Mon, 1 Jan 2024, A <a@x.com> wrote:\n> old\n")
+    assert json_of(reply)["reply_plain"] == "New text"
+    form, _ = parse_form(render("multipart", reply, parse_message(reply), envelope()))
+    assert form["reply_plain"] == "New text"
+    assert form["plain"].startswith("New text\n\nOn Mon")
 
 
 def test_multipart_tls_false_and_omitted_absent_fields() -> None:
