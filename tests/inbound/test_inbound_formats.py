@@ -109,12 +109,35 @@ def test_spec_example_payload_shapes() -> None:
 def test_envelope_has_tls_cipher_only_with_tls_and_store_url_only_when_set() -> None:
     with_tls = json_of(SPEC_EXAMPLE)["envelope"]
     assert isinstance(with_tls, dict)
-    assert with_tls["tls_cipher"] == "TLS_AES_256_GCM_SHA384" and "store_url" not in with_tls
+    assert with_tls["tls_cipher"] == "TLSv1.3" and "store_url" not in with_tls
     plain_tcp = json_of(SPEC_EXAMPLE, tls=False, tls_cipher="ignored")["envelope"]
     assert isinstance(plain_tcp, dict)
     assert plain_tcp["tls"] is False and "tls_cipher" not in plain_tcp
     stored = json_of(SPEC_EXAMPLE, store_url="https://s3.example/m.eml")["envelope"]
     assert isinstance(stored, dict) and stored["store_url"] == "https://s3.example/m.eml"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("<from@example.com>", "from@example.com"),
+        (" < bounce+x=y@example.com > ", "bounce+x=y@example.com"),
+        ("<>", ""),
+        ("from@example.com", "from@example.com"),
+        ("<a@example.com> (comment)", "<a@example.com> (comment)"),
+    ],
+)
+def test_return_path_is_the_bare_address(value: str, expected: str) -> None:
+    raw = crlf(f"Return-Path: {value}\nSubject: s\n\nbody\n")
+    assert json_of(raw)["headers"]["return_path"] == expected  # type: ignore[index]
+    form, _ = parse_form(render("multipart", raw, parse_message(raw), envelope()))
+    assert form["headers[return_path]"] == expected
+
+
+def test_every_return_path_of_a_resent_message_is_bare() -> None:
+    raw = crlf("Return-Path: <new@example.com>\nReturn-Path: <old@example.com>\n\nbody\n")
+    headers = json_of(raw)["headers"]
+    assert headers["return_path"] == ["new@example.com", "old@example.com"]  # type: ignore[index]
 
 
 def test_null_sender_is_an_empty_from() -> None:
