@@ -201,7 +201,7 @@ class MxHandler(BaseHandler):
             )
             return POSTMASTER_OK
         result = await self.context.poster.post(
-            route.target_url, post.content_type, post.body, post.signature
+            route.target_url, post.content_type, post.body, post.signature, post.delivery_id
         )
         reply = (
             accepted(result.http_status or 200) if result.error is None else result.error.smtp_reply

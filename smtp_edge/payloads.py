@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from provider.crypto import SecretBox
 from provider.inbound import Envelope, parse_message, render, sign
+from provider.inbound.delivery_id import delivery_id
 from provider.services.routing import Route
 from provider.settings import Settings
 
@@ -23,6 +24,7 @@ class PreparedPost:
     content_type: str
     body: bytes
     signature: str | None
+    delivery_id: str  # X-CloudMailin-Delivery-Id
     message_id: str | None
     subject: str | None
 
@@ -48,6 +50,7 @@ def prepare_post(settings: Settings, route: Route, raw: bytes, envelope: Envelop
         content_type=payload.content_type,
         body=payload.body,
         signature=signature,
+        delivery_id=delivery_id(route.key, envelope.recipients, raw),
         message_id=parsed.message_id,
         subject=parsed.subject,
     )

@@ -4,6 +4,8 @@ One aiohttp ClientSession per process, so connections to a target are pooled acr
 sessions. The POST is made once: the service never retries it (the sending MTA does, after a
 4xx reply). Redirects are followed here rather than by aiohttp, because aiohttp (like browsers)
 turns a POST into a GET after 301/302/303, while the spec re-POSTs the same body every time.
+Every request of a delivery carries its X-CloudMailin-Delivery-Id (provider/inbound/delivery_id.py),
+so a target can drop the duplicate a sender's retry brings when the edge died before replying.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from provider.errors import (
     TargetUnreachable,
     TooManyRedirects,
 )
+from provider.inbound.delivery_id import HEADER as DELIVERY_ID_HEADER
 from provider.models.inbound_message import CLIENT_TIMEOUT, UNREACHABLE
 from provider.services.history import RESPONSE_BODY_LIMIT
 
@@ -104,12 +107,19 @@ class TargetPoster:
         self._timeout = timeout
 
     async def post(
-        self, url: str, content_type: str, body: bytes, signature: str | None
+        self,
+        url: str,
+        content_type: str,
+        body: bytes,
+        signature: str | None,
+        delivery_id: str | None = None,
     ) -> PostResult:
         started = time.monotonic()
         try:
             async with asyncio.timeout(self._timeout):
-                status, error, excerpt = await self._exchange(url, content_type, body, signature)
+                status, error, excerpt = await self._exchange(
+                    url, content_type, body, signature, delivery_id
+                )
         except TimeoutError:
             status, error, excerpt = CLIENT_TIMEOUT, TargetTimeout(self._timeout), None
         except aiohttp.ClientError as exc:
@@ -122,7 +132,12 @@ class TargetPoster:
         return PostResult(status, http_status, error, excerpt, elapsed)
 
     async def _exchange(
-        self, url: str, content_type: str, body: bytes, signature: str | None
+        self,
+        url: str,
+        content_type: str,
+        body: bytes,
+        signature: str | None,
+        delivery_id: str | None,
     ) -> tuple[str, DomainError | None, str | None]:
         first = split_credentials(url)
         target = first
@@ -130,6 +145,8 @@ class TargetPoster:
             headers = {"User-Agent": USER_AGENT, "Content-Type": content_type}
             if signature:
                 headers[SIGNATURE_HEADER] = signature
+            if delivery_id:
+                headers[DELIVERY_ID_HEADER] = delivery_id
             if target.authorization:
                 headers["Authorization"] = target.authorization
             async with self._http.post(

@@ -56,23 +56,28 @@ class SessionFacts:
     helo: str
     remote_ip: str
     tls: bool
-    tls_cipher: str | None
+    tls_protocol: str | None  # negotiated, e.g. "TLSv1.3": what CloudMailin calls `tls_cipher`
 
     @classmethod
     def of(cls, session: Session) -> SessionFacts:
         peer: Any = session.peer
         remote_ip = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or "")
-        cipher: str | None = None
-        if session.ssl:
-            described = session.ssl.get("cipher")
-            if isinstance(described, tuple) and described:
-                cipher = str(described[0])
         return cls(
             helo=session.host_name or "",
             remote_ip=remote_ip,
             tls=session.ssl is not None,
-            tls_cipher=cipher,
+            tls_protocol=_tls_protocol(session.ssl),
         )
+
+
+def _tls_protocol(extra: dict[str, Any] | None) -> str | None:
+    """The protocol version the handshake settled on. Not `cipher()[1]`: that names the version
+    that defined the suite (e.g. "TLSv1.0" for ECDHE-RSA-AES256-SHA used over TLS 1.2)."""
+    if not extra:
+        return None
+    ssl_object = extra.get("ssl_object")
+    version = ssl_object.version() if ssl_object is not None else None
+    return str(version) if version else None
 
 
 async def spf_verdict(
@@ -105,5 +110,5 @@ def post_envelope(transaction: Transaction, facts: SessionFacts, spf: SpfResult)
         remote_ip=facts.remote_ip,
         spf=spf,
         tls=facts.tls,
-        tls_cipher=facts.tls_cipher,
+        tls_cipher=facts.tls_protocol,
     )

@@ -33,7 +33,8 @@ Decisions, where the spec leaves room:
   multipart whose boundary never occurs is read from a delimiter found on its first line (spam
   declares one boundary and uses another), else as text; a nested multipart that reuses its
   parent's boundary does not hide the parts after it; invalid base64 decodes as far as it can.
-- `reply_plain`: see `reply.py` (why email-reply-parser is not used).
+- `reply_plain`: see `reply.py` (null for mail that is not a reply; why neither email-reply-parser
+  nor mail-parser-reply is used).
 - `raw_json` (`{"message", "envelope"}`) carries the message as UTF-8 text with invalid bytes
   replaced; the multipart `raw` format is the byte-exact one.
 """

@@ -28,7 +28,7 @@ class Envelope:
     remote_ip: str
     spf: SpfResult
     tls: bool
-    tls_cipher: str | None = None
+    tls_cipher: str | None = None  # the TLS protocol ("TLSv1.3"), as CloudMailin fills it
     store_url: str | None = None
 
 

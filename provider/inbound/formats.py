@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from .formdata import FilePart, encode_form
 from .parse import Attachment, ParsedMessage
 
 FORMATS = frozenset({"json", "multipart", "raw", "raw_json"})
+_ANGLE_ADDRESS = re.compile(r"[ \t]*<[ \t]*([^<>]*?)[ \t]*>[ \t]*")
 JSON_TYPE = "application/json"
 
 
@@ -56,9 +58,15 @@ def render(
 
 
 def header_fields(parsed: ParsedMessage) -> dict[str, str | list[str]]:
-    """Normalised headers: a string when a name occurs once, else a list, top-most first."""
+    """Normalised headers: a string when a name occurs once, else a list, top-most first.
+
+    `return_path` is the bare address (`<a@b.example>` -> `a@b.example`, `<>` -> ""), as in
+    CloudMailin's example and real payloads; any other shape is passed on as it came.
+    """
     grouped: dict[str, list[str]] = {}
     for name, value in parsed.headers:
+        if name == "return_path" and (bare := _ANGLE_ADDRESS.fullmatch(value)):
+            value = bare.group(1)
         grouped.setdefault(name, []).append(value)
     return {name: values[0] if len(values) == 1 else values for name, values in grouped.items()}
 

@@ -24,7 +24,7 @@ def envelope(**overrides: object) -> Envelope:
         "remote_ip": "127.0.0.1",
         "spf": SpfResult("pass", "example.com"),
         "tls": True,
-        "tls_cipher": "TLS_AES_256_GCM_SHA384",
+        "tls_cipher": "TLSv1.3",
     }
     fields.update(overrides)
     return Envelope(**fields)  # type: ignore[arg-type]

@@ -94,7 +94,7 @@ def test_spec_example_payload_shapes() -> None:
     assert document["html"] == (
         '<html><head></head><body>Test with <span style="font-weight: bold;">HTML</span>.</body></html>'
     )
-    assert document["reply_plain"] == "Test with HTML."
+    assert document["reply_plain"] is None  # a fresh message, not a reply
     assert document["attachments"] == [
         {
             "content": "dGVzdGZpbGU=",
@@ -109,12 +109,35 @@ def test_spec_example_payload_shapes() -> None:
 def test_envelope_has_tls_cipher_only_with_tls_and_store_url_only_when_set() -> None:
     with_tls = json_of(SPEC_EXAMPLE)["envelope"]
     assert isinstance(with_tls, dict)
-    assert with_tls["tls_cipher"] == "TLS_AES_256_GCM_SHA384" and "store_url" not in with_tls
+    assert with_tls["tls_cipher"] == "TLSv1.3" and "store_url" not in with_tls
     plain_tcp = json_of(SPEC_EXAMPLE, tls=False, tls_cipher="ignored")["envelope"]
     assert isinstance(plain_tcp, dict)
     assert plain_tcp["tls"] is False and "tls_cipher" not in plain_tcp
     stored = json_of(SPEC_EXAMPLE, store_url="https://s3.example/m.eml")["envelope"]
     assert isinstance(stored, dict) and stored["store_url"] == "https://s3.example/m.eml"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("<from@example.com>", "from@example.com"),
+        (" < bounce+x=y@example.com > ", "bounce+x=y@example.com"),
+        ("<>", ""),
+        ("from@example.com", "from@example.com"),
+        ("<a@example.com> (comment)", "<a@example.com> (comment)"),
+    ],
+)
+def test_return_path_is_the_bare_address(value: str, expected: str) -> None:
+    raw = crlf(f"Return-Path: {value}\nSubject: s\n\nbody\n")
+    assert json_of(raw)["headers"]["return_path"] == expected  # type: ignore[index]
+    form, _ = parse_form(render("multipart", raw, parse_message(raw), envelope()))
+    assert form["headers[return_path]"] == expected
+
+
+def test_every_return_path_of_a_resent_message_is_bare() -> None:
+    raw = crlf("Return-Path: <new@example.com>\nReturn-Path: <old@example.com>\n\nbody\n")
+    headers = json_of(raw)["headers"]
+    assert headers["return_path"] == ["new@example.com", "old@example.com"]  # type: ignore[index]
 
 
 def test_null_sender_is_an_empty_from() -> None:
@@ -133,7 +156,7 @@ def test_multipart_normalized_fields_as_a_wsgi_app_reads_them() -> None:
     form, files = parse_form(payload)
     assert form["plain"] == "Test with HTML."
     assert form["html"].startswith("<html>")
-    assert form["reply_plain"] == "Test with HTML."
+    assert "reply_plain" not in form  # a fresh message: omitted, like an absent plain
     assert form["headers[subject]"] == "Test Subject"
     assert form["headers[received][0]"].startswith("by 10.52.90.229 ")
     assert form["headers[received][2]"].startswith("from mail-wi0-f170")
@@ -152,6 +175,14 @@ def test_multipart_normalized_fields_as_a_wsgi_app_reads_them() -> None:
     assert attachment.filename == "file.txt"
     assert attachment.mimetype == "text/plain"
     assert attachment.read() == b"testfile"
+
+
+def test_reply_plain_carries_only_the_new_text_of_a_reply() -> None:
+    reply = crlf("Subject: Re: x\n\nNew text\n\nOn Mon, 1 Jan 2024, A <a@x.com> wrote:\n> old\n")
+    assert json_of(reply)["reply_plain"] == "New text"
+    form, _ = parse_form(render("multipart", reply, parse_message(reply), envelope()))
+    assert form["reply_plain"] == "New text"
+    assert form["plain"].startswith("New text\n\nOn Mon")
 
 
 def test_multipart_tls_false_and_omitted_absent_fields() -> None:

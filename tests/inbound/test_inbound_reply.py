@@ -36,8 +36,16 @@ def test_quoted_history_and_attribution_are_removed() -> None:
     assert extract_reply(body) == "Yes, Tuesday works."
 
 
-def test_message_without_history_is_its_own_reply() -> None:
-    assert extract_reply("Just a note.\n\n-- \nAnn\n") == "Just a note.\n\n-- \nAnn"
+def test_a_message_without_history_is_not_a_reply() -> None:
+    # CloudMailin sends null for fresh mail; `plain` already carries its text.
+    assert extract_reply("Just a note.\n\n-- \nAnn\n") is None
+    assert extract_reply("Hello,\n\nthe report is attached.\n\nThanks,\nAnn\n") is None
+    assert parse_message(message("Subject: Hello", "A fresh message.\n")).reply_plain is None
+
+
+def test_the_history_of_a_reply_is_still_cut_when_its_text_has_a_signature() -> None:
+    body = "Just a note.\n\n-- \nAnn\n\nOn Mon, 1 Jan 2024, Bob <b@x.com> wrote:\n> Hi\n"
+    assert extract_reply(body) == "Just a note.\n\n-- \nAnn"
 
 
 def test_reply_plain_is_null_when_nothing_is_found() -> None:
@@ -62,14 +70,20 @@ def test_original_message_separator_and_outlook_header_block_cut_the_history() -
     assert extract_reply(outlook) == "Hello"
 
 
-def test_ordinary_lines_that_resemble_history_are_kept() -> None:
+def test_ordinary_lines_that_resemble_history_are_not_history() -> None:
     body = "On your host run:\n\n  telnet 127.0.0.1\n\nFrom: the docs\nOne more: line\n"
-    assert extract_reply(body) == body.strip()
+    assert extract_reply(body) is None
+    history = "\nOn Mon, 1 Jan 2024, Bob <b@x.com> wrote:\n> Run what?\n"
+    assert extract_reply(body + history) == body.strip()
 
 
-def test_lines_after_the_scan_limit_are_kept_when_no_history_was_found() -> None:
-    body = "line\n" * MAX_LINES + "> still here\n"
-    assert extract_reply(body) == body.strip()
+def test_history_below_the_scan_limit_is_not_looked_for() -> None:
+    assert extract_reply("line\n" * MAX_LINES + "> quoted\n") is None
+
+
+def test_lines_after_the_scan_limit_are_kept_when_the_history_was_not_cut() -> None:
+    tail = "line\n" * MAX_LINES + "> still here\n"
+    assert extract_reply("> question\nanswer\n" + tail) == ("answer\n" + tail).strip()
 
 
 @needs_corpus
@@ -125,11 +139,12 @@ def test_email_reply_parser_interleaved_and_lookalike_fixtures() -> None:
         reply = erp(name) or ""
         assert reply.startswith("On your remote host you can run:")
         assert reply.endswith("the tunnel is not working.")
-    mid_line = ERP / "email_sig_delimiter_in_middle_of_line.txt"
-    assert erp(mid_line.stem) == mid_line.read_text().strip()
+    assert erp("email_sig_delimiter_in_middle_of_line") is None  # not a reply
 
 
-def test_many_on_words_without_wrote_are_ordinary_text() -> None:
-    # The input that makes email-reply-parser's regex run for minutes stays plain text here.
-    body = "On x " * 200_000
-    assert extract_reply(body) == body.strip()
+def test_many_on_words_without_wrote_are_not_a_reply() -> None:
+    # The input that makes email-reply-parser's and mail-parser-reply's patterns run for
+    # minutes (quadratic or worse in the line length) is ordinary text here.
+    assert extract_reply("On x " * 200_000) is None
+    overlong_attribution = "On x " * 200_000 + "wrote:"
+    assert extract_reply(f"{overlong_attribution}\n> q\n") == overlong_attribution

@@ -9,18 +9,22 @@ input, benchmark tests).
   `/loop` (redirects to itself forever), `/never` (never answers).
 - `mailbox(path)`: a provisioned resource with a forward address whose target is that path.
 - `Conversation`: a raw-socket SMTP client for transcripts asserted line by line.
+- `running_edge(settings)`: `python -m smtp_edge` as a real process (to kill -9 or SIGTERM).
 Tweak the edge's settings with `edge.restart(**changes)`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import email.policy
 import re
 import smtplib
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,6 +45,7 @@ from provider.models.resource import PROVISIONED
 from provider.services.addresses import create_address
 from provider.settings import Settings
 from smtp_edge.server import EdgeServer
+from tests.conftest import REPO_ROOT
 from tests.dnsserver import DnsServer
 
 SENDER_DOMAIN = "sender.example"
@@ -389,3 +394,48 @@ def talk(conversation: Conversation, script: list[tuple[str, list[str]]]) -> Non
     """Assert a transcript: each client line and the exact reply lines it gets."""
     for line, expected in script:
         assert (line, conversation.command(line)) == (line, expected)
+
+
+@contextlib.contextmanager
+def running_edge(settings: Settings) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """`python -m smtp_edge` as the Procfile runs it, on `settings`' database and DNS server:
+    (the process, its MX port). Killed at the end if it is still running."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "ENCRYPTION_KEY": settings.encryption_key,
+        "INBOUND_DOMAIN": settings.inbound_domain,
+        "SMTP_BIND_HOST": "127.0.0.1",
+        "SMTP_MX_PORT": "0",
+        "SMTP_SUBMISSION_PORT": "0",
+        "SMTP_HOSTNAME": "mx.cloudmailin.test",
+        "SMTP_DATA_DIR": settings.smtp_data_dir,
+        "DNS_NAMESERVERS": settings.dns_nameservers,
+        "LOG_LEVEL": "INFO",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smtp_edge"],
+        cwd=REPO_ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    port = 0
+    for line in process.stderr:
+        if found := re.search(r"MX listener on 127\.0\.0\.1:(\d+)", line):
+            port = int(found.group(1))
+            break
+    assert port, "the edge exited before listening"
+    # Keep reading its log so a full pipe never blocks the process.
+    drain = threading.Thread(target=process.stderr.read, daemon=True)
+    drain.start()
+    try:
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(30)
+        drain.join(30)
+        process.stderr.close()

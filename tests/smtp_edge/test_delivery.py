@@ -43,6 +43,7 @@ def test_a_message_is_posted_as_json_and_the_target_code_is_recorded(
     payload = json.loads(post.body)
     assert payload["headers"]["subject"] == "Order 42"
     assert payload["plain"] == "Please ship it.\n"
+    assert payload["reply_plain"] is None  # not a reply
     envelope = payload["envelope"]
     assert envelope["to"] == tagged
     assert envelope["recipients"] == [tagged]
