@@ -10,7 +10,7 @@ import pytest
 from provider.inbound import SpfResult
 from smtp_edge.transaction import SessionFacts, spf_verdict
 
-FACTS = SessionFacts(helo="client.example", remote_ip="127.0.0.1", tls=False, tls_cipher=None)
+FACTS = SessionFacts(helo="client.example", remote_ip="127.0.0.1", tls=False, tls_protocol=None)
 
 
 def _verdict(check: object) -> SpfResult:
