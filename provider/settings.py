@@ -97,6 +97,11 @@ class Settings:
 
     # Outbound mail.
     sending_domain_verification: bool = True
+    bounce_domain: str = "bounces.cloudmailin.net"
+    outbound_smarthost: str = ""
+    outbound_mx_port: int = 25
+    outbound_command_timeout: float = 120.0
+    outbound_lease_seconds: float = 600.0
 
     log_level: str = "INFO"
     testing: bool = False
@@ -166,6 +171,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dns_nameservers=env.get("DNS_NAMESERVERS", ""),
         postmaster_target_url=env.get("POSTMASTER_TARGET_URL", ""),
         sending_domain_verification=verification == "on",
+        bounce_domain=(env.get("BOUNCE_DOMAIN", "") or f"bounces.{inbound_domain}").lower(),
+        outbound_smarthost=env.get("OUTBOUND_SMARTHOST", ""),
+        outbound_mx_port=_int(env, "OUTBOUND_MX_PORT", 25),
+        outbound_command_timeout=_float(env, "OUTBOUND_COMMAND_TIMEOUT", 120.0),
+        outbound_lease_seconds=_float(env, "OUTBOUND_LEASE_SECONDS", 600.0),
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         testing=_bool(env.get("TESTING", "")),
     )

@@ -32,6 +32,7 @@ QUEUES = (PROVISIONING_QUEUE, DEFAULT_QUEUE, LOGS_QUEUE)
 OUTBOUND_QUEUES = {"priority": "outbound-priority", "standard": "outbound", "digest": "outbound-digest"}
 """One RQ queue per delivery class; the delivery worker serves them in this order."""
 DELIVER_JOB = "workers.jobs.delivery.deliver_message"
+DRAIN_JOB = "workers.jobs.delivery.drain"
 
 
 @dataclass

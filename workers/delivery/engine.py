@@ -17,7 +17,8 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -27,6 +28,8 @@ from .store import Claimed, Message, Result
 from .transport import ConnectionPool, Reply
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 BATCH = 200
 """Recipients claimed at once."""
@@ -57,15 +60,17 @@ class Engine:
         pool: ConnectionPool,
         mx: MxResolver,
         bounce_domain: str,
+        lease: timedelta,
         sign: Callable[[Session, Message], bytes] | None = None,
     ) -> None:
         self.sessions = sessions
+        self.lease = lease
         self.pool = pool
         self.mx = mx
         self.bounce_domain = bounce_domain
         self.sign = sign
 
-    def _with_session(self, work: Callable[[Session], object]) -> object:
+    def _with_session(self, work: Callable[[Session], T]) -> T:
         with self.sessions() as session:
             return work(session)
 
@@ -78,10 +83,10 @@ class Engine:
             def take(session: Session, now: datetime = now) -> list[Claimed]:
                 claimed: list[Claimed] = []
                 if first is not None and report.attempted == 0:
-                    claimed = store.claim(session, now, BATCH, first)
-                return claimed + store.claim(session, now, BATCH - len(claimed))
+                    claimed = store.claim(session, now, self.lease, BATCH, first)
+                return claimed + store.claim(session, now, self.lease, BATCH - len(claimed))
 
-            claimed: list[Claimed] = await asyncio.to_thread(self._with_session, take)  # type: ignore[arg-type]
+            claimed: list[Claimed] = await asyncio.to_thread(self._with_session, take)
             if not claimed:
                 return report
             report.attempted += len(claimed)
@@ -100,7 +105,7 @@ class Engine:
             }
             return found, signed
 
-        found, signed = await asyncio.to_thread(self._with_session, load)  # type: ignore[misc]
+        found, signed = await asyncio.to_thread(self._with_session, load)
         groups: dict[tuple[uuid.UUID, str], list[Claimed]] = defaultdict(list)
         for recipient in claimed:
             groups[(recipient.message_id, recipient.domain)].append(recipient)
@@ -127,9 +132,8 @@ class Engine:
             reply = Reply(int(error.reply[:3]), error.reply)
             return [Result(r, reply, None) for r in recipients]
         try:
-            outcome = await self.pool.send(
-                destination, bounce_address(message_id, self.bounce_domain), [r.address for r in recipients], data
-            )
+            sender = bounce_address(message_id, self.bounce_domain)
+            outcome = await self.pool.send(destination, sender, [r.address for r in recipients], data)
         except Exception:
             # A bug must not lose the recipients: they are deferred and retried like any 4xx.
             log.exception("delivery of %s to %s crashed", message_id, domain)
@@ -161,7 +165,7 @@ class _Writer:
             def write(session: Session, batch: list[Result] = batch) -> None:
                 store.record(session, batch, self.accepted, _now())
 
-            await asyncio.to_thread(self.engine._with_session, write)  # type: ignore[arg-type]
+            await asyncio.to_thread(self.engine._with_session, write)
 
     async def close(self) -> None:
         while self.task is not None and not self.task.done():

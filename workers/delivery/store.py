@@ -23,9 +23,6 @@ from provider.models.outbound import BOUNCED, DEFERRED, DELIVERED, RETRIES_EXHAU
 from .schedule import next_attempt
 from .transport import Reply
 
-LEASE = timedelta(minutes=10)
-"""Longer than any one attempt can take (connect, commands and DATA timeouts together)."""
-
 _CLAIM = """
 WITH picked AS (
     SELECT id FROM outbound_recipients
@@ -72,10 +69,12 @@ class Result:
 
 
 def claim(
-    session: Session, now: datetime, limit: int, message_id: uuid.UUID | None = None
+    session: Session, now: datetime, lease: timedelta, limit: int, message_id: uuid.UUID | None = None
 ) -> list[Claimed]:
-    """Due recipients (of `message_id` only, when given), leased to the caller; commits."""
-    params: dict[str, object] = {"now": now, "lease_until": now + LEASE, "limit": limit}
+    """Due recipients (of `message_id` only, when given), leased to the caller; commits.
+
+    `lease` must be longer than any one attempt can take (connect, commands and DATA timeouts)."""
+    params: dict[str, object] = {"now": now, "lease_until": now + lease, "limit": limit}
     statement = _CLAIM_ANY
     if message_id is not None:
         statement = _CLAIM_MESSAGE
@@ -119,7 +118,9 @@ def _new_state(result: Result, accepted_at: datetime, now: datetime) -> tuple[st
     return (DEFERRED, retry_at) if retry_at is not None else (RETRIES_EXHAUSTED, None)
 
 
-def record(session: Session, results: list[Result], accepted: dict[uuid.UUID, datetime], now: datetime) -> None:
+def record(
+    session: Session, results: list[Result], accepted: dict[uuid.UUID, datetime], now: datetime
+) -> None:
     """Each recipient's new state, one event per change, suppressions for hard bounces; commits."""
     if not results:
         return
