@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..models import Address
+from ..models import Address, Resource
+from ..models.resource import DEPROVISIONED
 from ..settings import Settings
 from . import applog
 from .addresses import (
@@ -96,12 +97,16 @@ def change_address(
 ) -> Address:
     """Apply `change` to the resource's address and commit; `UnknownAddress` if it has none such.
 
-    The row is locked for the change, so two clients changing different settings at once both
-    keep theirs. Nothing is written when nothing differs, so a repeated request costs no route
-    notice and no log line.
+    The row is locked for the change, so concurrent changes apply one after the other, each
+    compared with what the previous one left. Nothing is written when nothing differs, so a
+    repeated request costs no route notice and no log line.
     """
     try:
         address = resource_address(session, resource_id, address_id, lock=True)
+        # Read after the lock, in a statement of its own: a deprovision that committed while we
+        # waited is seen, and one still running waits for us and then clears the target itself.
+        if session.scalar(select(Resource.state).where(Resource.id == resource_id)) == DEPROVISIONED:
+            raise UnknownAddress(f"No address {address_id} on this account.")
     except UnknownAddress:
         session.rollback()
         raise

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from provider.crypto import SecretBox
+from provider.db import session_factory
 from provider.models import Address, AppLogLine, Resource
-from provider.models.resource import PROVISIONED
+from provider.models.resource import DEPROVISIONED, PROVISIONED
 from provider.services.addresses import create_address
 from provider.services.credentials import IssuedCredential, issue_credential
 from provider.settings import Settings
@@ -224,3 +228,33 @@ def test_one_bad_field_refuses_the_whole_change(
 ) -> None:
     refusal(patch(client, account, {"format": "raw", "target": "nope"}), 422)
     assert stored(db_session, account.address_id).format == "json"
+
+
+def test_a_change_racing_a_deprovision_never_puts_a_target_back_on_the_tombstone(
+    app: Flask, account: Account, db_session: Session, settings: Settings
+) -> None:
+    # A deprovision half done: the resource marked and the target cleared, not yet committed.
+    deprovision = session_factory(settings.database_url)()
+    holder = deprovision.scalar(text("SELECT pg_backend_pid()"))
+    waiting_for = text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
+    deprovision.execute(text("UPDATE resources SET state = :s WHERE id = :id"),
+                        {"s": DEPROVISIONED, "id": account.resource_id})
+    deprovision.execute(text("UPDATE addresses SET target_url = NULL WHERE id = :id"),
+                        {"id": account.address_id})
+    answers: list[Any] = []
+    client = app.test_client()
+    change = threading.Thread(
+        target=lambda: answers.append(patch(client, account, {"target": "https://app.example/new"}))
+    )
+    change.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not db_session.scalar(waiting_for, {"pid": holder}):
+            assert time.monotonic() < deadline, "the change never waited for the deprovision's lock"
+            time.sleep(0.01)
+        deprovision.commit()
+    finally:
+        deprovision.close()
+        change.join(10)
+    assert refusal(answers[0], 404) == f"No address {account.address_id} on this account."
+    assert stored(db_session, account.address_id).target_url is None
