@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 CHANGEABLE = ("target", "format", "size_as_string")
 READ_ONLY = ("id", "address", "created_at", "updated_at")
+MAX_ADDRESS_ID = 2**31 - 1
+"""The largest id the column (integer) holds; PostgreSQL refuses a larger one as a parameter."""
 
 
 class UnknownAddress(LookupError):
@@ -85,6 +87,8 @@ def resource_addresses(session: Session, resource_id: str) -> list[Address]:
 
 def resource_address(session: Session, resource_id: str, address_id: int, *, lock: bool = False) -> Address:
     """The resource's address `address_id`, or `UnknownAddress`."""
+    if not 0 < address_id <= MAX_ADDRESS_ID:
+        raise UnknownAddress(f"No address {address_id} on this account.")  # not even a query
     query = select(Address).where(Address.id == address_id, Address.resource_id == resource_id)
     address = session.scalars(query.with_for_update() if lock else query).one_or_none()
     if address is None:

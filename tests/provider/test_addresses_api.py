@@ -159,7 +159,7 @@ def test_another_accounts_address_is_404_like_one_that_does_not_exist(
     client: FlaskClient, account: Account, db_session: Session, settings: Settings
 ) -> None:
     other = new_account(db_session, settings)
-    for address_id in (other.address_id, other.address_id + 1000):
+    for address_id in (other.address_id, other.address_id + 1000, 2**31, 10**30):
         assert refusal(patch(client, account, {"format": "raw"}, address_id=address_id), 404) == (
             f"No address {address_id} on this account."
         )
