@@ -1,7 +1,12 @@
-"""Forward addresses: creating them, spelling them, and checking the target URL they POST to.
+"""Forward addresses: creating them, spelling them, and the rules for what they POST where.
 
 A forward address is `<20 lowercase hex>@INBOUND_DOMAIN`. The local part is random (80 bits), so
 an address cannot be guessed from another one and is never derived from the customer's app name.
+
+The rules for an address's settings (target URL, format, sizes as strings) are here, free of any
+framework, because every way in applies the same ones: provisioning options (`--target`,
+`--format`), the addresses API and the dashboard (`address_settings` changes stored addresses).
+Each refusal is an `InvalidAddressSetting` whose message is shown to the user as it is.
 """
 
 from __future__ import annotations
@@ -10,13 +15,13 @@ import ipaddress
 import re
 import secrets
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from sqlalchemy.orm import Session
 
 from ..crypto import box_for
 from ..models import Address, Resource
-from ..models.address import DEFAULT_FORMAT
+from ..models.address import DEFAULT_FORMAT, FORMATS
 from ..settings import Settings
 
 MAX_TARGET_LENGTH = 2048
@@ -25,8 +30,20 @@ _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
-class InvalidTarget(ValueError):
-    """The target URL is not one we can POST to; the message is shown to the user as is."""
+class InvalidAddressSetting(ValueError):
+    """A setting an address cannot take; the message says why and is shown to the user as is."""
+
+
+class InvalidTarget(InvalidAddressSetting):
+    """The target URL is not one we can POST to."""
+
+
+class InvalidFormat(InvalidAddressSetting):
+    """Not one of the delivery formats (`FORMATS`)."""
+
+
+MASKED_PASSWORD = "•••"  # noqa: S105 (a mask, not a password)
+"""What `display_target` shows instead of a password; never a password anyone means to set."""
 
 
 def new_local_id() -> str:
@@ -42,24 +59,49 @@ def forward_address(settings: Settings, address: Address) -> str:
 
 
 def create_address(
-    session: Session, settings: Settings, resource: Resource, target_url: str | None
+    session: Session,
+    settings: Settings,
+    resource: Resource,
+    target_url: str | None,
+    fmt: str = DEFAULT_FORMAT,
 ) -> Address:
-    """Add the resource's forward address; `target_url` must already be validated."""
-    address = Address(**new_address_values(settings, target_url))
+    """Add the resource's forward address; `target_url` and `fmt` must already be validated."""
+    address = Address(**new_address_values(settings, target_url, fmt))
     resource.addresses.append(address)
     session.add(address)
     return address
 
 
-def new_address_values(settings: Settings, target_url: str | None) -> dict[str, Any]:
+def new_address_values(
+    settings: Settings, target_url: str | None, fmt: str = DEFAULT_FORMAT
+) -> dict[str, Any]:
     """The columns of a new forward address, for an INSERT written without the ORM."""
     return {
         "local_id": new_local_id(),
         "target_url": target_url,
-        "format": DEFAULT_FORMAT,
+        "format": fmt,
         "signing_secret_enc": box_for(settings).encrypt(new_signing_secret()),
         "size_as_string": False,
     }
+
+
+def format_list() -> str:
+    return ", ".join(FORMATS[:-1]) + " or " + FORMATS[-1]
+
+
+def validate_format(value: object) -> str:
+    """The format's name (any case, surrounding spaces dropped), else `InvalidFormat`."""
+    if isinstance(value, str) and value.strip().lower() in FORMATS:
+        return value.strip().lower()
+    raise InvalidFormat(f"Unknown format {value!r:.40}; choose {format_list()}.")
+
+
+def validate_size_as_string(value: object) -> bool:
+    """Whether attachment sizes go out as JSON strings (what the Go SDK reads); only a boolean,
+    so a client's "false" string cannot silently turn the switch on."""
+    if isinstance(value, bool):
+        return value
+    raise InvalidAddressSetting("size_as_string must be true or false.")
 
 
 def validate_target(url: object) -> str:
@@ -78,6 +120,11 @@ def validate_target(url: object) -> str:
     if _WHITESPACE_OR_CONTROL.search(url):
         raise InvalidTarget("The target URL contains spaces or control characters; encode them (%20).")
     try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:
+        # JSON's \ud800 escape: text no database column or HTTP request line can carry.
+        raise InvalidTarget("The target URL is not valid Unicode (a lone surrogate escape).") from None
+    try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
@@ -87,6 +134,12 @@ def validate_target(url: object) -> str:
     _check_host(parts)
     if port == 0:
         raise InvalidTarget("The target URL's port must be between 1 and 65535.")
+    if parts.password is not None and unquote(parts.password) == MASKED_PASSWORD:
+        # A client sending back the target it read (shown masked) would lose the real password.
+        raise InvalidTarget(
+            "The target URL's password is the masked one we show (•••); send the real password, "
+            "or leave the target out to keep it."
+        )
     return url
 
 
@@ -118,4 +171,4 @@ def display_target(url: str | None) -> str | None:
         return url
     userinfo, _, hostport = parts.netloc.rpartition("@")
     user = userinfo.split(":", 1)[0]
-    return parts._replace(netloc=f"{user}:•••@{hostport}").geturl()
+    return parts._replace(netloc=f"{user}:{MASKED_PASSWORD}@{hostport}").geturl()

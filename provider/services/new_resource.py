@@ -29,7 +29,7 @@ from ..models.resource import PROVISIONED, PROVISIONING
 from ..settings import Settings
 from . import credentials
 from .addresses import new_address_values
-from .partner_requests import ProvisionRequest
+from .partner_requests import ADDRESS_OPTIONS, ProvisionRequest
 
 _RESOURCE_COLUMNS = (
     "id", "name", "heroku_id", "plan", "region", "state", "options", "callback_url",
@@ -73,7 +73,7 @@ def insert_new_resource(session: Session, settings: Settings, request: Provision
     box = box_for(settings)
     sync = settings.sync_provisioning
     grant = request.oauth_grant
-    address = new_address_values(settings, request.target)
+    address = new_address_values(settings, request.target, request.format)
     pair = credentials.new_pair()
     resource = {
         "id": request.uuid,
@@ -82,8 +82,9 @@ def insert_new_resource(session: Session, settings: Settings, request: Provision
         "plan": request.plan.name,
         "region": request.region,
         "state": PROVISIONED if sync else PROVISIONING,
-        # The target lives on the address (and is cleared there on deprovision); the rest are kept.
-        "options": Jsonb({k: v for k, v in request.options.items() if k != "target"}),
+        # Target and format live on the address (the target is cleared there on deprovision);
+        # the rest are kept.
+        "options": Jsonb({k: v for k, v in request.options.items() if k not in ADDRESS_OPTIONS}),
         "callback_url": request.callback_url,
         "log_input_url_enc": box.encrypt(request.log_input_url) if request.log_input_url else None,
         "oauth_grant_enc": box.encrypt(grant.code) if grant else None,

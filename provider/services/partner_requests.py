@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..models.address import DEFAULT_FORMAT
 from ..plans import Plan, UnknownPlan, plan_named
-from .addresses import validate_target
+from .addresses import format_list, validate_format, validate_target
 
 # Heroku's region names and the short ones from the manifest, mapped to what we store.
 REGIONS = {
@@ -58,6 +59,11 @@ class ProvisionRequest:
     oauth_grant: OAuthGrant | None = None
     options: dict[str, OptionValue] = field(default_factory=dict)
     target: str | None = None
+    format: str = DEFAULT_FORMAT
+
+
+ADDRESS_OPTIONS = ("target", "format")
+"""Options that are settings of the forward address, kept there rather than among the options."""
 
 
 def json_object(data: bytes) -> dict[str, Any]:
@@ -188,8 +194,18 @@ def _target(options: dict[str, OptionValue]) -> str | None:
     return validate_target(value)
 
 
+def _format(options: dict[str, OptionValue]) -> str:
+    if "format" not in options:
+        return DEFAULT_FORMAT
+    value = options["format"]
+    if isinstance(value, bool) or value == "true":
+        raise InvalidRequest(f"--format needs a value: -- --format=multipart ({format_list()}).")
+    return validate_format(value)
+
+
 def provision_request(body: dict[str, Any]) -> ProvisionRequest:
-    """Check a provision body; raises InvalidRequest, UnknownPlan or InvalidTarget (all ValueErrors)."""
+    """Check a provision body; raises InvalidRequest, UnknownPlan or InvalidAddressSetting (all
+    ValueErrors)."""
     options = _options(body.get("options"))
     return ProvisionRequest(
         uuid=resource_id(body.get("uuid")),
@@ -202,4 +218,5 @@ def provision_request(body: dict[str, Any]) -> ProvisionRequest:
         oauth_grant=_grant(body.get("oauth_grant")),
         options=options,
         target=_target(options),
+        format=_format(options),
     )

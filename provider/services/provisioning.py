@@ -142,7 +142,8 @@ def _create(session: Session, settings: Settings, request: ProvisionRequest) -> 
         "CLOUDMAILIN_FORWARD_ADDRESS": where,
         "CLOUDMAILIN_SMTP_URL": credentials.smtp_url(settings, new.credential),
     }
-    return Provisioned(resource_id, config, _ready_text(request.plan.name, where, request.target), True)
+    message = _ready_text(request.plan.name, where, request.target, request.format)
+    return Provisioned(resource_id, config, message, True)
 
 
 def _enqueue(session: Session, settings: Settings, func: str, resource_id: str) -> None:
@@ -169,15 +170,21 @@ def _ready_message(settings: Settings, resource: Resource) -> str:
     address = resource.addresses[0] if resource.addresses else None
     if address is None:
         return f"CloudMailin is ready on the {resource.plan} plan."
-    return _ready_text(resource.plan, forward_address(settings, address), address.target_url)
+    return _ready_text(
+        resource.plan, forward_address(settings, address), address.target_url, address.format
+    )
 
 
-def _ready_text(plan: str, where: str, target: str | None) -> str:
+def _ready_text(plan: str, where: str, target: str | None, fmt: str) -> str:
     if target:
-        return f"CloudMailin is ready: mail to {where} is posted to {display_target(target)}."
+        return (
+            f"CloudMailin is ready: mail to {where} is posted to {display_target(target)} "
+            f"in the {fmt} format."
+        )
     return (
         f"CloudMailin is ready: mail to {where} will be posted to your target URL, "
-        "which you can set from the dashboard (heroku addons:open cloudmailin)."
+        "which you can set through the addresses API (PATCH /api/v0.1/<user>/addresses/<id>, "
+        "with the user and key of CLOUDMAILIN_SMTP_URL)."
     )
 
 

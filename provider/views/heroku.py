@@ -17,7 +17,7 @@ from ..crypto import same_secret
 from ..db import db
 from ..plans import UnknownPlan
 from ..services import provisioning
-from ..services.addresses import InvalidTarget
+from ..services.addresses import InvalidAddressSetting
 from ..services.partner_requests import (
     InvalidRequest,
     MalformedBody,
@@ -60,7 +60,7 @@ def _malformed(exc: MalformedBody) -> ResponseReturnValue:
 
 @bp.errorhandler(InvalidRequest)
 @bp.errorhandler(UnknownPlan)
-@bp.errorhandler(InvalidTarget)
+@bp.errorhandler(InvalidAddressSetting)
 @bp.errorhandler(provisioning.PlanChangeRefused)
 def _unprocessable(exc: Exception) -> ResponseReturnValue:
     return _message(422, str(exc))

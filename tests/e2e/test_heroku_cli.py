@@ -19,7 +19,8 @@ import re
 import secrets
 import smtplib
 import ssl
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from tests.dnsserver import DnsServer
 from tests.heroku_standin import RunningStandin, StandinConfig, running_standin
 from tests.heroku_standin.browser import open_web_url
 from tests.heroku_standin.server import serving
-from tests.smtp_edge.conftest import SENDER, SPF_ZONE, EdgeThread
+from tests.smtp_edge.conftest import SENDER, SPF_ZONE, EdgeThread, message, serving_target
 from workers.context import use_settings
 
 pytestmark = pytest.mark.e2e
@@ -229,4 +230,66 @@ def test_bad_target_is_refused_with_the_providers_message(rig: Rig, db_session: 
     assert refused.returncode != 0
     assert "http:// or https://" in refused.stderr
     assert rig.standin.inspect().addons()[0]["state"] == "deprovisioned"
+    assert db_session.scalar(select(func.count()).select_from(Resource)) == 0
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def _route_notice(rig: Rig) -> Callable[[], None]:
+    """A wait for the edge to hear of the next route change (notices arrive asynchronously)."""
+    context = rig.edge.server.context
+    assert context is not None
+    routes = context.routes
+    _until(lambda: routes.listening, "the edge to listen for route changes")
+    before = routes.generation
+    return lambda: _until(lambda: routes.generation > before, "the route change notice")
+
+
+def test_the_format_chosen_at_create_and_changed_through_the_api_is_what_the_app_receives(
+    rig: Rig,
+) -> None:
+    with serving_target() as target:
+        rig.heroku.run(
+            "addons:create", "cloudmailin:starter", "-a", "demo", "--",
+            f"--target={target.url('/status/201')}", "--format=multipart",
+        ).ok()
+        rig.run_jobs()
+        config = rig.config()
+        address = config["CLOUDMAILIN_FORWARD_ADDRESS"]
+        smtp_url = urlsplit(config["CLOUDMAILIN_SMTP_URL"])
+        with smtplib.SMTP("127.0.0.1", rig.edge.mx_port, timeout=30) as smtp:
+            smtp.sendmail(SENDER, [address], message("As a form"))
+        [form] = target.requests
+        assert (form.header("content-type") or "").startswith("multipart/form-data; boundary=")
+        assert form.form()["headers[subject]"] == b"As a form"
+
+        # The app switches to raw_json through the API, with the SMTP URL's user and key.
+        api = f"{rig.provider_url}/api/v0.1/{smtp_url.username}/addresses"
+        auth = {"Authorization": f"Bearer {smtp_url.password}"}
+        [listed] = requests.get(api, headers=auth, timeout=30).json()["addresses"]
+        assert (listed["address"], listed["format"]) == (address, "multipart")
+        heard = _route_notice(rig)
+        changed = requests.patch(
+            f"{api}/{listed['id']}", json={"format": "raw_json"}, headers=auth, timeout=30
+        )
+        assert changed.status_code == 200, changed.text
+        heard()
+        with smtplib.SMTP("127.0.0.1", rig.edge.mx_port, timeout=30) as smtp:
+            smtp.sendmail(SENDER, [address], message("As raw JSON"))
+        raw = target.requests[1]
+        assert raw.header("content-type") == "application/json"
+        assert "Subject: As raw JSON\r\n" in json.loads(raw.body)["message"]
+
+
+def test_an_unknown_format_is_refused_with_the_list_of_formats(rig: Rig, db_session: Session) -> None:
+    refused = rig.heroku.run(
+        "addons:create", "cloudmailin:starter", "-a", "demo", "--", f"--target={TARGET}", "--format=xml"
+    )
+    assert refused.returncode != 0
+    assert "Unknown format 'xml'; choose json, multipart, raw or raw_json." in refused.stderr
     assert db_session.scalar(select(func.count()).select_from(Resource)) == 0

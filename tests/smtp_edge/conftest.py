@@ -28,6 +28,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -169,6 +170,13 @@ def _target_handler(target: Target) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture
 def target() -> Iterator[Target]:
+    with serving_target() as state:
+        yield state
+
+
+@contextmanager
+def serving_target() -> Iterator[Target]:
+    """The `target` fixture's server, for tests outside this folder (the Heroku CLI's)."""
     state = Target()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _target_handler(state))
     server.daemon_threads = True
