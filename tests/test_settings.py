@@ -54,3 +54,27 @@ def test_an_unusable_encryption_key_is_refused_at_start(bad):
 def test_a_tls_certificate_without_its_key_or_the_reverse_is_refused(only):
     with pytest.raises(SettingsError, match="SMTP_TLS_CERT and SMTP_TLS_KEY"):
         load_settings({**BASE, only: "/etc/ssl/edge.pem"})
+
+
+def test_smtp_session_limits_default_for_a_public_mx_and_are_read_from_the_environment():
+    defaults = load_settings(BASE)
+    assert (
+        defaults.smtp_max_sessions_per_client,
+        defaults.smtp_pre_mail_timeout,
+        defaults.smtp_session_time_limit,
+    ) == (25, 60.0, 1800.0)
+    assert defaults.smtp_max_sessions_per_client < defaults.smtp_max_sessions
+    assert defaults.smtp_pre_mail_timeout < defaults.smtp_command_timeout
+    changed = load_settings(
+        {
+            **BASE,
+            "SMTP_MAX_SESSIONS_PER_CLIENT": "200",
+            "SMTP_PRE_MAIL_TIMEOUT": "30",
+            "SMTP_SESSION_TIME_LIMIT": "600",
+        }
+    )
+    assert (
+        changed.smtp_max_sessions_per_client,
+        changed.smtp_pre_mail_timeout,
+        changed.smtp_session_time_limit,
+    ) == (200, 30.0, 600.0)
