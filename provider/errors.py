@@ -191,6 +191,33 @@ class ShuttingDown(TemporaryError):
     default_text = "Service shutting down; try again later"
 
 
+class TooManyFromClient(TemporaryError):
+    """This client address holds its share of the sessions already. 421 closes the channel at the
+    greeting (RFC 5321 sections 3.8 and 4.2.2); X.7.0 as other MTAs answer per-client limits."""
+
+    code = 421
+    enhanced = "4.7.0"
+    default_text = "Too many connections from your address; try again later"
+
+
+class IdleTimeout(TemporaryError):
+    """No command within the idle limit (RFC 5321 section 4.5.3.2: the server may close the
+    channel; 421 says why first, RFC 3463 X.4.2 "bad connection")."""
+
+    code = 421
+    enhanced = "4.4.2"
+    default_text = "Timed out waiting for the client; closing"
+
+
+class SessionTooLong(TemporaryError):
+    """The session reached its time limit (SMTP_SESSION_TIME_LIMIT): the sender reconnects for
+    whatever it has left, and nothing is lost (a delivery in progress finishes first)."""
+
+    code = 421
+    enhanced = "4.4.2"
+    default_text = "Session time limit reached; reconnect to continue"
+
+
 class AuthThrottled(TemporaryError):
     """Too many failed AUTH attempts from one client address (RFC 4954: 454 temporary failure)."""
 

@@ -90,6 +90,11 @@ class Settings:
     smtp_data_dir: str = ".data"
     smtp_max_sessions: int = 500
     smtp_command_timeout: float = 300.0
+    # One client address's share of SMTP_MAX_SESSIONS (IPv6: one /64), and the shorter idle limit
+    # while no mail transaction is open (before MAIL, between messages), and a session's whole length.
+    smtp_max_sessions_per_client: int = 25
+    smtp_pre_mail_timeout: float = 60.0
+    smtp_session_time_limit: float = 1800.0
     target_timeout: float = 30.0
     dns_nameservers: str = ""
     # Where mail to postmaster@INBOUND_DOMAIN is POSTed (JSON format); empty: accepted and logged.
@@ -167,6 +172,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_data_dir=env.get("SMTP_DATA_DIR", ".data"),
         smtp_max_sessions=_int(env, "SMTP_MAX_SESSIONS", 500),
         smtp_command_timeout=_float(env, "SMTP_COMMAND_TIMEOUT", 300.0),
+        smtp_max_sessions_per_client=_int(env, "SMTP_MAX_SESSIONS_PER_CLIENT", 25),
+        smtp_pre_mail_timeout=_float(env, "SMTP_PRE_MAIL_TIMEOUT", 60.0),
+        smtp_session_time_limit=_float(env, "SMTP_SESSION_TIME_LIMIT", 1800.0),
         target_timeout=_float(env, "TARGET_TIMEOUT", 30.0),
         dns_nameservers=env.get("DNS_NAMESERVERS", ""),
         postmaster_target_url=env.get("POSTMASTER_TARGET_URL", ""),

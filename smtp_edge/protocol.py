@@ -5,7 +5,12 @@
   aiosmtpd's reader, which refuses lines over 1000 bytes and replies 552 without an enhanced
   status.
 - Each transaction is a `Transaction` (route, SPF check); ending one cancels its SPF check.
-- Sessions register with the server, which caps their number and shuts them down gracefully.
+- Sessions register with the server as they connect (`on_open`), which may refuse them (the
+  caps of `slots.Slots`), and it shuts them down gracefully.
+- Idle limits: SMTP_COMMAND_TIMEOUT inside a mail transaction, the shorter SMTP_PRE_MAIL_TIMEOUT
+  outside one (before MAIL, between messages: a sending MTA has its next command ready), and
+  SMTP_SESSION_TIME_LIMIT for the whole session, so a client sending NOOP now and then cannot keep
+  a slot for ever. Each ends the session with a 421 that says why.
 - `busy` is true from the end of DATA's 354 until its reply is sent: shutdown waits for those.
 
 What aiosmtpd already does right, and the tests pin: commands pipelined behind STARTTLS are
@@ -23,7 +28,7 @@ from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, syntax
 
-from provider.errors import MessageTooBig, ShuttingDown
+from provider.errors import DomainError, IdleTimeout, MessageTooBig, SessionTooLong, ShuttingDown
 
 from .data import DataFlood, read_data
 from .transaction import Transaction
@@ -46,15 +51,26 @@ class EdgeSMTP(SMTP):
         self,
         handler: Any,
         *,
-        on_open: Callable[[EdgeSMTP], None],
+        on_open: Callable[[EdgeSMTP, Any], str | None],
         on_close: Callable[[EdgeSMTP], None],
         processing_timeout: float,
+        pre_mail_timeout: float | None = None,
+        session_time_limit: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(handler, **kwargs)
         self._on_open = on_open
         self._on_close = on_close
         self._processing_timeout = processing_timeout
+        # Outside a transaction the shorter of the two limits applies.
+        self._pre_mail_timeout = min(pre_mail_timeout or self._timeout_duration, self._timeout_duration)
+        self._session_time_limit = session_time_limit
+        self._session_timer: asyncio.TimerHandle | None = None
+        self._idle_since = 0.0
+        self._idle_fixed = False  # the idle limit was given (a delivery's processing time)
+        self._refused = False
+        self._delivering = False  # the message has arrived and its handler runs
+        self._over_time = False
         self.busy = False
 
     # Methods, not properties: aiosmtpd's constructor runs inspect.getmembers on the instance.
@@ -88,10 +104,64 @@ class EdgeSMTP(SMTP):
         super()._set_post_data_state()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        first = self.transport is None  # not the second call that STARTTLS makes
+        if self.transport is None:  # the connection, not the second call that STARTTLS makes
+            refusal = self._on_open(self, transport.get_extra_info("peername"))
+            if refusal is not None:
+                # aiosmtpd never sees this connection: no greeting, no reader, no timers.
+                self._refused = True
+                assert isinstance(transport, asyncio.WriteTransport)
+                transport.write(f"{refusal}\r\n".encode("ascii"))
+                transport.close()
+                return
+            if self._session_time_limit:
+                self._session_timer = self.loop.call_later(
+                    self._session_time_limit, self._session_over
+                )
         super().connection_made(transport)
-        if first:
-            self._on_open(self)
+
+    def _in_transaction(self) -> bool:
+        return self.envelope is not None and self.envelope.mail_from is not None
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """Which idle limit applies is decided when the shorter one runs out, not here: aiosmtpd
+        resets the timer before it runs a command, so MAIL (which opens a transaction) and RSET
+        (which ends one) change the state after the reset."""
+        self._idle_since = self.loop.time()
+        self._idle_fixed = duration is not None
+        if duration is None:
+            duration = self._pre_mail_timeout
+        super()._reset_timeout(duration)
+
+    def _timeout_cb(self) -> None:
+        if self.transport is None:
+            return
+        if self._idle_fixed:
+            super()._timeout_cb()  # a delivery overran its bound: nothing useful to say
+            return
+        limit = self._timeout_duration if self._in_transaction() else self._pre_mail_timeout
+        left = self._idle_since + limit - self.loop.time()
+        if left > 0:
+            self._timeout_handle = self.loop.call_later(left, self._timeout_cb)
+            return
+        log.info("%r idle for %.0f s; closing", self.session and self.session.peer, limit)
+        self._say_and_close(IdleTimeout())
+
+    def _session_over(self) -> None:
+        """SMTP_SESSION_TIME_LIMIT reached. A delivery whose message has arrived finishes and
+        sends its reply first (smtp_DATA closes after it); anything else ends now, a message still
+        being received included (it was not accepted, and a trickling client is what this stops)."""
+        self._over_time = True
+        if self._delivering:
+            return
+        log.info("%r reached the session time limit; closing", self.session and self.session.peer)
+        self._say_and_close(SessionTooLong())
+
+    def _say_and_close(self, error: DomainError) -> None:
+        if self.transport is None:
+            return
+        if not self._peer_gone():
+            self._writer.write(f"{error.smtp_reply}\r\n".encode("ascii"))
+        self.transport.close()
 
     def _peer_gone(self) -> bool:
         # After STARTTLS the writer's transport is asyncio's TLS wrapper; once the client has gone it
@@ -106,6 +176,10 @@ class EdgeSMTP(SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         self._on_close(self)
+        if self._refused:
+            return
+        if self._session_timer is not None:
+            self._session_timer.cancel()
         # During DATA the message may be complete in the buffer already (a client that leaves
         # right after the final dot): smtp_DATA decides, and the delivery keeps its SPF check.
         if isinstance(self.envelope, Transaction) and not self.busy:
@@ -114,11 +188,8 @@ class EdgeSMTP(SMTP):
 
     def shut_down(self) -> None:
         """Say 421 and close, unless a message is being delivered (then it finishes first)."""
-        if self.transport is None or self.busy:
-            return
-        if not self._peer_gone():
-            self._writer.write(f"{ShuttingDown().smtp_reply}\r\n".encode("ascii"))
-        self.transport.close()
+        if not self.busy:
+            self._say_and_close(ShuttingDown())
 
     def abort(self) -> None:
         if self.transport is not None:
@@ -170,14 +241,17 @@ class EdgeSMTP(SMTP):
             del received
             # The POST may take the target's whole timeout; the idle timer must not cut it short.
             self._reset_timeout(self._processing_timeout)
+            self._delivering = True
             status = await self._call_handler_hook("DATA")
         finally:
-            self.busy = False
+            self.busy = self._delivering = False
             if self._peer_gone() and isinstance(self.envelope, Transaction):
                 self.envelope.discard()  # what the delivery did not take over ends with the client
         self._set_post_data_state()
         self._reset_timeout()
         await self.push(status)
+        if self._over_time:
+            self._say_and_close(SessionTooLong())
 
 
 class MxSMTP(EdgeSMTP):

@@ -2,10 +2,11 @@
 
 `EdgeServer` is the whole edge in one object, so `python -m smtp_edge`, the tests and the
 benchmarks run the same code: `await start()`, then `await stop()`. Sessions of both listeners
-count against one cap (SMTP_MAX_SESSIONS); a connection over it is answered 421 and closed
-before aiosmtpd sees it. Stopping first closes the listening sockets, then tells idle sessions
-421 and closes them, lets sessions that are delivering a message finish (up to a bound), and
-only then cuts whatever is left.
+count against one cap (SMTP_MAX_SESSIONS) and each client address against its share of it
+(SMTP_MAX_SESSIONS_PER_CLIENT, `slots.Slots`); a connection over either is answered 421 and
+closed before aiosmtpd greets it. Stopping first closes the listening sockets, then tells idle
+sessions 421 and closes them, lets sessions that are delivering a message finish (up to a
+bound), and only then cuts whatever is left.
 """
 
 from __future__ import annotations
@@ -14,17 +15,14 @@ import asyncio
 import logging
 import signal
 import socket
-from collections.abc import Callable
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
-
-from provider.errors import ServiceBusy
 from provider.settings import Settings, get_settings
 
 from .context import EdgeContext
 from .mx import MxHandler
 from .protocol import EdgeSMTP, MxSMTP
+from .slots import Slots
 from .spf import DEFAULT_TIME_LIMIT
 from .submission import SubmissionHandler, SubmissionSMTP
 from .tls import server_tls_context
@@ -35,15 +33,6 @@ BANNER = "ESMTP CloudMailin"
 SHUTDOWN_MARGIN = 5.0
 
 
-class _Busy(asyncio.Protocol):
-    """Stands in for a session over the cap: 421 and goodbye (RFC 5321 section 3.8)."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(f"{ServiceBusy().smtp_reply}\r\n".encode("ascii"))
-        transport.close()
-
-
 def _hide_login_data_deprecation(record: logging.LogRecord) -> bool:
     # aiosmtpd itself sets the deprecated Session.login_data after every successful AUTH.
     return "login_data is deprecated" not in record.getMessage()
@@ -52,7 +41,8 @@ def _hide_login_data_deprecation(record: logging.LogRecord) -> bool:
 class EdgeServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.sessions: set[EdgeSMTP] = set()
+        self.slots = Slots(settings.smtp_max_sessions, settings.smtp_max_sessions_per_client)
+        self.sessions = self.slots.sessions
         self.context: EdgeContext | None = None
         self._servers: list[asyncio.Server] = []
         # A message may take SPF time, parsing and the target's whole timeout after DATA.
@@ -81,9 +71,11 @@ class EdgeServer:
         mx_handler = MxHandler(context)
         submission_handler = SubmissionHandler(context)
         common: dict[str, Any] = {
-            "on_open": self.sessions.add,
-            "on_close": self.sessions.discard,
+            "on_open": self.slots.admit,
+            "on_close": self.slots.release,
             "processing_timeout": self.processing_timeout,
+            "pre_mail_timeout": settings.smtp_pre_mail_timeout,
+            "session_time_limit": settings.smtp_session_time_limit,
             "hostname": settings.smtp_hostname,
             "ident": BANNER,
             "tls_context": tls,
@@ -110,7 +102,7 @@ class EdgeServer:
             (submission, settings.smtp_submission_port),
         ):
             server = await loop.create_server(
-                self._capped(factory),
+                self.slots.capped(factory),
                 host=settings.smtp_bind_host,
                 port=port,
                 family=socket.AF_UNSPEC,
@@ -125,18 +117,11 @@ class EdgeServer:
             self.submission_port,
         )
 
-    def _capped(self, factory: Callable[[], SMTP]) -> Callable[[], asyncio.Protocol]:
-        def create() -> asyncio.Protocol:
-            if len(self.sessions) >= self.settings.smtp_max_sessions:
-                return _Busy()
-            return factory()
-
-        return create
-
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, end idle sessions with 421, give deliveries `grace` seconds."""
         if grace is None:
             grace = self.settings.target_timeout + SHUTDOWN_MARGIN
+        self.slots.closing = True  # accepted, not yet connected: told 421 as they connect
         for server in self._servers:
             server.close()
         for session in list(self.sessions):

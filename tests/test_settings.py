@@ -77,3 +77,26 @@ def test_without_secret_key_the_old_encryption_keys_keep_sessions_valid():
     assert load_settings({**BASE, "ENCRYPTION_KEYS_OLD": old}).secret_key_fallbacks == (old,)
     own = load_settings({**BASE, "ENCRYPTION_KEYS_OLD": old, "SECRET_KEY": "s"})
     assert own.secret_key_fallbacks == ()
+
+def test_smtp_session_limits_default_for_a_public_mx_and_are_read_from_the_environment():
+    defaults = load_settings(BASE)
+    assert (
+        defaults.smtp_max_sessions_per_client,
+        defaults.smtp_pre_mail_timeout,
+        defaults.smtp_session_time_limit,
+    ) == (25, 60.0, 1800.0)
+    assert defaults.smtp_max_sessions_per_client < defaults.smtp_max_sessions
+    assert defaults.smtp_pre_mail_timeout < defaults.smtp_command_timeout
+    changed = load_settings(
+        {
+            **BASE,
+            "SMTP_MAX_SESSIONS_PER_CLIENT": "200",
+            "SMTP_PRE_MAIL_TIMEOUT": "30",
+            "SMTP_SESSION_TIME_LIMIT": "600",
+        }
+    )
+    assert (
+        changed.smtp_max_sessions_per_client,
+        changed.smtp_pre_mail_timeout,
+        changed.smtp_session_time_limit,
+    ) == (200, 30.0, 600.0)

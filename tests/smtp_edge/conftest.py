@@ -323,8 +323,10 @@ def message(subject: str = "Hello", body: str = "Hi there.\r\n", *, to: str = "x
 class Conversation:
     """A raw SMTP client: exact bytes out, whole replies (all lines) back."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
-        self.sock = socket.create_connection((host, port), timeout=30)
+    def __init__(self, port: int, host: str = "127.0.0.1", *, source: str | None = None) -> None:
+        """`source`: the client's own address (any of 127.0.0.0/8 reaches a 127.0.0.1 listener)."""
+        source_address = (source, 0) if source else None
+        self.sock = socket.create_connection((host, port), timeout=30, source_address=source_address)
         self._buffer = b""
         self.greeting = self.reply()
 

@@ -24,7 +24,7 @@ def edge_protocol() -> EdgeSMTP:
     class Handler:
         pass
 
-    return MxSMTP(Handler(), on_open=lambda _: None, on_close=lambda _: None, processing_timeout=1.0)
+    return MxSMTP(Handler(), on_open=lambda *_: None, on_close=lambda _: None, processing_timeout=1.0)
 
 
 @pytest.mark.parametrize("arg", CASES)

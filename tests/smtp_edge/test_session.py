@@ -155,10 +155,10 @@ def test_sessions_over_the_cap_are_told_to_come_back_later(
     second.close()
 
 
-def test_an_idle_client_is_disconnected_after_the_command_timeout(edge: EdgeThread) -> None:
+def test_an_idle_client_is_told_421_and_disconnected_after_the_command_timeout(edge: EdgeThread) -> None:
     edge.restart(smtp_command_timeout=0.2)
-    smtp = Conversation(edge.mx_port)
-    smtp.command("EHLO client.example")
+    smtp = open_transaction(edge.mx_port)
+    assert smtp.reply() == ["421 4.4.2 Timed out waiting for the client; closing"]
     assert smtp.closed_by_server()
 
 
