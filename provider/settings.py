@@ -91,6 +91,9 @@ class Settings:
     # Where mail to postmaster@INBOUND_DOMAIN is POSTed (JSON format); empty: accepted and logged.
     postmaster_target_url: str = ""
 
+    # Seconds between runs of the periodic sweep (workers/jobs/sweep.py), which re-enqueues lost work.
+    sweep_interval: int = 60
+
     log_level: str = "INFO"
     testing: bool = False
 
@@ -119,6 +122,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("SMTP_TLS_CERT and SMTP_TLS_KEY go together: set both, or neither for a "
                             "self-signed certificate")
     mode = env.get("PROVISIONING_MODE", "sync")
+    sweep_interval = _int(env, "SWEEP_INTERVAL", 60)
+    if sweep_interval < 1:
+        raise SettingsError(f"SWEEP_INTERVAL must be at least 1 second, got {sweep_interval}")
     if mode not in PROVISIONING_MODES:
         raise SettingsError(f"PROVISIONING_MODE must be one of {PROVISIONING_MODES}, got {mode!r}")
     return Settings(
@@ -149,6 +155,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         target_timeout=_float(env, "TARGET_TIMEOUT", 30.0),
         dns_nameservers=env.get("DNS_NAMESERVERS", ""),
         postmaster_target_url=env.get("POSTMASTER_TARGET_URL", ""),
+        sweep_interval=sweep_interval,
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         testing=_bool(env.get("TESTING", "")),
     )

@@ -54,3 +54,11 @@ def test_an_unusable_encryption_key_is_refused_at_start(bad):
 def test_a_tls_certificate_without_its_key_or_the_reverse_is_refused(only):
     with pytest.raises(SettingsError, match="SMTP_TLS_CERT and SMTP_TLS_KEY"):
         load_settings({**BASE, only: "/etc/ssl/edge.pem"})
+
+
+def test_sweep_interval_defaults_to_a_minute_and_must_be_a_positive_number_of_seconds():
+    assert load_settings(BASE).sweep_interval == 60
+    assert load_settings({**BASE, "SWEEP_INTERVAL": "5"}).sweep_interval == 5
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(SettingsError, match="SWEEP_INTERVAL"):
+            load_settings({**BASE, "SWEEP_INTERVAL": bad})
