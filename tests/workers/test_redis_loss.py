@@ -121,6 +121,11 @@ def test_provisions_whose_jobs_a_flushall_lost_complete_within_two_sweep_periods
         resource = db_session.get(Resource, addon.id)
         assert resource is not None and resource.state == "provisioned"
         assert running.inspect().addon(addon.id)["config"] == config_for(db_session, settings, resource)
-    assert worker.poll() is None
+    # Their app log lines, whose shipping requests Redis lost too, reach the app's log.
+    for addon in (retried, queued):
+        received = running.inspect().logs(addon=addon.id, at_least=2, timeout=JOB_MARGIN)
+        assert [line["message"] for line in received] == [
+            "cloudmailin: provisioning plan=starter", "cloudmailin: provisioned plan=starter"
+        ]
     _wait_for("the sweep is scheduled again", lambda: len(scheduled[DEFAULT_QUEUE]) > 0,
               worker, SWEEP_INTERVAL)

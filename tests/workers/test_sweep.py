@@ -13,8 +13,9 @@ from provider.crypto import SecretBox
 from provider.models import AppLogLine, Resource
 from provider.models.resource import DEPROVISIONED, PROVISIONED, PROVISIONING
 from provider.tasks import DEFAULT_QUEUE, LOGS_QUEUE, PROVISIONING_QUEUE, redis_connection
-from workers.jobs.provisioning import COMPLETE_JOB
+from workers.jobs.provisioning import COMPLETE_JOB, DEPROVISION_JOB
 from workers.jobs.sweep import (
+    DEPROVISION_STUCK_AFTER,
     STUCK_AFTER,
     SWEEP_JOB,
     keep_scheduled,
@@ -155,3 +156,21 @@ def test_a_recovery_sweep_re_enqueues_unfinished_work_however_recently_it_was_to
     counts = sweep_once(db_session, settings, now=NOW + timedelta(seconds=1), recovery=True)
     assert (counts["provisioning"], counts["log_shipping"]) == (2, 1)
     assert _queued(settings, PROVISIONING_QUEUE) == [(COMPLETE_JOB, (retrying,)), (COMPLETE_JOB, (fresh,))]
+
+
+def test_a_deprovision_action_whose_job_was_lost_is_enqueued_again_once_no_retry_can_be_pending(
+    settings, db_session
+):
+    pending, recent, deleted = (f"00000000-0000-0000-0000-00000000002{n}" for n in range(3))
+    for rid, gone_since, tokens in ((pending, DEPROVISION_STUCK_AFTER + timedelta(minutes=1), True),
+                                    (recent, timedelta(minutes=1), True),
+                                    (deleted, timedelta(days=1), False)):
+        _resource(db_session, settings, rid, DEPROVISIONED, touched=NOW - gone_since)
+        db_session.execute(update(Resource).where(Resource.id == rid).values(
+            deprovisioned_at=NOW - gone_since,
+            access_token_enc=b"sealed" if tokens else None, refresh_token_enc=b"sealed" if tokens else None,
+        ))
+    db_session.commit()
+    assert sweep_once(db_session, settings, now=NOW)["deprovision_actions"] == 1
+    assert _queued(settings, PROVISIONING_QUEUE) == [(DEPROVISION_JOB, (pending,))]
+    assert sweep_once(db_session, settings, now=NOW, recovery=True)["deprovision_actions"] == 2

@@ -4,7 +4,8 @@ Redis may lose jobs (a restart, a worker killed mid-job, or refusing them when t
 enqueues after its commit); PostgreSQL still says what is unfinished: resources stuck in
 `provisioning` that no attempt has touched for longer than the longest retry delay, or that no
 attempt ever touched; OAuth grants of provisioned resources never swapped for tokens while they
-can still be; and app log lines that nobody shipped. The sweep also deletes shipped log lines after a day
+can still be; deprovision actions of given-up provisions that never reached Heroku; and app log
+lines that nobody shipped. The sweep also deletes shipped log lines after a day
 and purges deprovisioned resources (`provisioning.purge_deprovisioned`).
 
 It runs every `SWEEP_INTERVAL` seconds on RQ's scheduler, under a job id named for its time slot,
@@ -30,13 +31,19 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from provider.models import AppLogLine, Resource
-from provider.models.resource import PROVISIONED, PROVISIONING
+from provider.models.resource import DEPROVISIONED, PROVISIONED, PROVISIONING
 from provider.services import applog
 from provider.services.provisioning import purge_deprovisioned
 from provider.settings import Settings
 from provider.tasks import DEFAULT_QUEUE, PROVISIONING_QUEUE, redis_connection
 from workers.context import job_session, job_settings
-from workers.jobs.provisioning import COMPLETE_JOB, EXCHANGE_JOB, PROVISIONING_BACKOFF
+from workers.jobs.provisioning import (
+    COMPLETE_JOB,
+    DEPROVISION_BACKOFF,
+    DEPROVISION_JOB,
+    EXCHANGE_JOB,
+    PROVISIONING_BACKOFF,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,10 @@ SWEEP_JOB = "workers.jobs.sweep.sweep"
 SWEPT_KEY = "cloudmailin:sweep:redis_swept"
 # An attempt touches its resource; a live retry chain never waits longer than its longest delay.
 STUCK_AFTER = timedelta(seconds=max(PROVISIONING_BACKOFF.delays)) + timedelta(minutes=15)
+# Its attempts touch nothing, so: the longest a live deprovision-action chain can take in all.
+DEPROVISION_STUCK_AFTER = (
+    timedelta(seconds=DEPROVISION_BACKOFF.max_delay * len(DEPROVISION_BACKOFF.delays)) + timedelta(minutes=15)
+)
 # A line this old and unshipped has no live job (its mark has expired) or is being retried.
 LOG_LINE_STALE_AFTER = timedelta(minutes=2)
 # A first job this late was never enqueued; grants older than the look-back are long expired.
@@ -132,6 +143,21 @@ def unexchanged_grants(
     ))
 
 
+def pending_deprovision_actions(
+    session: Session, now: datetime, stuck_after: timedelta = DEPROVISION_STUCK_AFTER
+) -> list[str]:
+    """Resources given up on whose deprovision action never reached Heroku (its job was lost):
+    only they are deprovisioned and still hold tokens, which go once the action is posted or its
+    retries run out (a partner DELETE erases them at once)."""
+    return list(session.scalars(
+        select(Resource.id).where(
+            Resource.state == DEPROVISIONED,
+            Resource.access_token_enc.is_not(None),
+            Resource.deprovisioned_at < now - stuck_after,
+        )
+    ))
+
+
 def resources_with_stale_lines(
     session: Session, now: datetime, stale_after: timedelta = LOG_LINE_STALE_AFTER
 ) -> list[str]:
@@ -140,6 +166,9 @@ def resources_with_stale_lines(
         .where(AppLogLine.shipped_at.is_(None), AppLogLine.created_at < now - stale_after)
         .distinct()
     ))
+
+
+REENQUEUED = ("provisioning", "grant_exchanges", "deprovision_actions", "log_shipping")
 
 
 def sweep_once(
@@ -152,15 +181,19 @@ def sweep_once(
     if recovery:
         stuck = sorted(stuck_provisioning(session, now, timedelta(0)))
         grants = unexchanged_grants(session, now, timedelta(0))
+        deprovisions = pending_deprovision_actions(session, now, timedelta(0))
         stale = resources_with_stale_lines(session, now, timedelta(0))
     else:
         stuck = sorted({*stuck_provisioning(session, now), *never_attempted(session, now)})
         grants = unexchanged_grants(session, now)
+        deprovisions = pending_deprovision_actions(session, now)
         stale = resources_with_stale_lines(session, now)
     for resource_id in stuck:
         provisioning.enqueue(COMPLETE_JOB, resource_id)
     for resource_id in grants:
         provisioning.enqueue(EXCHANGE_JOB, resource_id)
+    for resource_id in deprovisions:
+        provisioning.enqueue(DEPROVISION_JOB, resource_id)
     shipping = sum(applog.enqueue_shipping(settings, resource_id) for resource_id in stale)
     purged = session.execute(
         delete(AppLogLine).where(AppLogLine.shipped_at < now - SHIPPED_KEPT_FOR)
@@ -169,11 +202,12 @@ def sweep_once(
     counts = {
         "provisioning": len(stuck),
         "grant_exchanges": len(grants),
+        "deprovision_actions": len(deprovisions),
         "log_shipping": shipping,
         "purged_log_lines": int(getattr(purged, "rowcount", 0) or 0),
         "purged_resources": purge_deprovisioned(session, now=now),
     }
-    if counts["provisioning"] or counts["grant_exchanges"] or counts["log_shipping"]:
+    if any(counts[kind] for kind in REENQUEUED):
         log.info("sweep re-enqueued lost work: %s", counts)
     return counts
 
