@@ -29,7 +29,8 @@ CHECK_EVERY = 5.0
 
 
 class Worker(HerokuWorker):
-    def __init__(self, *args: Any, sweep_interval: int, **kwargs: Any) -> None:
+    # A default, because RQ rebuilds workers from Redis with only its own arguments (`Worker.all`).
+    def __init__(self, *args: Any, sweep_interval: int = 60, **kwargs: Any) -> None:
         self.sweep_interval = sweep_interval
         self.check_every = min(CHECK_EVERY, float(sweep_interval))
         self._checked_at = -math.inf

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from rq import Queue
-from rq.registry import ScheduledJobRegistry
+from rq.registry import FinishedJobRegistry, ScheduledJobRegistry
 
 from provider.models import Resource
 from provider.plans import plan_named
@@ -103,7 +103,7 @@ def test_provisions_whose_jobs_a_flushall_lost_complete_within_two_sweep_periods
     _wait_for("its first attempt schedules the retry", lambda: len(scheduled[PROVISIONING_QUEUE]) > 0,
               worker, 30)
     # Another one's job waits in the queue behind a busy worker.
-    busy = Queue(PROVISIONING_QUEUE, connection=connection).enqueue("time.sleep", 2)
+    busy = Queue(PROVISIONING_QUEUE, connection=connection).enqueue("time.sleep", 3)
     _wait_for("the worker is busy", lambda: busy.get_status(refresh=True) == "started", worker, 30)
     queued = seed_addon(running, "queued")
     _provision_async(db_session, settings, queued)
@@ -127,5 +127,8 @@ def test_provisions_whose_jobs_a_flushall_lost_complete_within_two_sweep_periods
         assert [line["message"] for line in received] == [
             "cloudmailin: provisioning plan=starter", "cloudmailin: provisioned plan=starter"
         ]
-    _wait_for("the sweep is scheduled again", lambda: len(scheduled[DEFAULT_QUEUE]) > 0,
-              worker, SWEEP_INTERVAL)
+    # And the sweep's own schedule is back: a scheduled sweep runs again.
+    finished = FinishedJobRegistry(queue=Queue(DEFAULT_QUEUE, connection=connection))
+    _wait_for("a scheduled sweep runs", lambda: any(
+        job_id.startswith("cloudmailin-sweep-") for job_id in finished.get_job_ids()
+    ), worker, 2 * SWEEP_INTERVAL + JOB_MARGIN)
