@@ -107,6 +107,8 @@ class Settings:
     outbound_mx_port: int = 25
     outbound_command_timeout: float = 120.0
     outbound_lease_seconds: float = 600.0
+    # Seconds between runs of the periodic sweep (workers/jobs/sweep.py), which re-enqueues lost work.
+    sweep_interval: int = 60
 
     log_level: str = "INFO"
     testing: bool = False
@@ -141,6 +143,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"SENDING_DOMAIN_VERIFICATION must be on or off, got {verification!r}")
     inbound_domain = env.get("INBOUND_DOMAIN", "cloudmailin.net").lower()
     mode = env.get("PROVISIONING_MODE", "sync")
+    sweep_interval = _int(env, "SWEEP_INTERVAL", 60)
+    if sweep_interval < 1:
+        raise SettingsError(f"SWEEP_INTERVAL must be at least 1 second, got {sweep_interval}")
     if mode not in PROVISIONING_MODES:
         raise SettingsError(f"PROVISIONING_MODE must be one of {PROVISIONING_MODES}, got {mode!r}")
     return Settings(
@@ -184,6 +189,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         outbound_mx_port=_int(env, "OUTBOUND_MX_PORT", 25),
         outbound_command_timeout=_float(env, "OUTBOUND_COMMAND_TIMEOUT", 120.0),
         outbound_lease_seconds=_float(env, "OUTBOUND_LEASE_SECONDS", 600.0),
+        sweep_interval=sweep_interval,
         log_level=env.get("LOG_LEVEL", "INFO").upper(),
         testing=_bool(env.get("TESTING", "")),
     )

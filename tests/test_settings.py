@@ -100,3 +100,10 @@ def test_smtp_session_limits_default_for_a_public_mx_and_are_read_from_the_envir
         changed.smtp_pre_mail_timeout,
         changed.smtp_session_time_limit,
     ) == (200, 30.0, 600.0)
+
+def test_sweep_interval_defaults_to_a_minute_and_must_be_a_positive_number_of_seconds():
+    assert load_settings(BASE).sweep_interval == 60
+    assert load_settings({**BASE, "SWEEP_INTERVAL": "5"}).sweep_interval == 5
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(SettingsError, match="SWEEP_INTERVAL"):
+            load_settings({**BASE, "SWEEP_INTERVAL": bad})

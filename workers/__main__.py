@@ -1,8 +1,5 @@
-"""`python -m workers`: the Procfile's worker process.
-
-HerokuWorker turns Heroku's SIGTERM into a warm shutdown: the running job gets the dyno's grace
-period to finish instead of being killed mid-delivery.
-"""
+"""`python -m workers`: the Procfile's worker process (`workers.worker.Worker`, with RQ's
+scheduler for retries and the sweep)."""
 
 from __future__ import annotations
 
@@ -10,11 +7,10 @@ import logging
 
 from redis import Redis
 from rq import Queue
-from rq.worker import HerokuWorker
 
 from provider.settings import get_settings
 from provider.tasks import QUEUES
-from workers.jobs.sweep import schedule_next
+from workers.worker import Worker
 
 
 def main() -> None:
@@ -22,9 +18,8 @@ def main() -> None:
     logging.basicConfig(level=settings.log_level)
     connection = Redis.from_url(settings.redis_url)
     queues = [Queue(name, connection=connection) for name in QUEUES]
-    # The sweep re-enqueues lost work; it reschedules itself, and this starts the chain.
-    schedule_next(connection)
-    HerokuWorker(queues, connection=connection).work(with_scheduler=True)
+    # Its first heartbeat schedules the sweep, and every later one restores it if Redis lost it.
+    Worker(queues, connection=connection, sweep_interval=settings.sweep_interval).work(with_scheduler=True)
 
 
 if __name__ == "__main__":
