@@ -114,7 +114,13 @@ def test_provisions_whose_jobs_a_flushall_lost_complete_within_two_sweep_periods
     redis.flushall()  # the retry, the queued job and the sweep's schedule are gone
 
     def provisioned() -> bool:
-        return all(running.inspect().addon(a.id)["state"] == "provisioned" for a in (retried, queued))
+        # The stand-in hears of the provision before the job commits its own row: wait for both.
+        db_session.expire_all()
+        return all(
+            running.inspect().addon(a.id)["state"] == "provisioned"
+            and getattr(db_session.get(Resource, a.id), "state", None) == "provisioned"
+            for a in (retried, queued)
+        )
 
     _wait_for("both provisions complete", provisioned, worker, 2 * SWEEP_INTERVAL + JOB_MARGIN)
     for addon in (retried, queued):
