@@ -16,7 +16,7 @@ import psycopg
 from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestURITooLarge
 
 from ..db import database_unavailable
 from ..errors import DatabaseUnavailable
@@ -27,9 +27,15 @@ API_PREFIX = "/api/"
 BROWSER_BLUEPRINTS = frozenset({"sso", "dashboard"})
 RETRY_AFTER_SECONDS = 5
 """What a 503 asks the caller to wait: PostgreSQL restarts and fail-overs take seconds."""
+MAX_URL_LENGTH = 4000
+"""Characters of a request target (path and query string, as sent) the app reads. It sits below
+the web server's own request-line limit (gunicorn's default 4094 counts the method and the HTTP
+version too), so that up to the server's limit a client meets this JSON 414 in its caller's shape
+rather than the server's HTML one."""
 
 
 def init_app(app: Flask) -> None:
+    app.before_request(_refuse_long_urls)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DatabaseUnavailable, _unavailable)
     app.register_error_handler(DBAPIError, _database_error)
@@ -49,6 +55,14 @@ def error_response(code: int, text: str) -> Response:
         response = jsonify(message=text)
     response.status_code = code
     return response
+
+
+def _refuse_long_urls() -> None:
+    environ = request.environ
+    sent = len(environ.get("RAW_URI") or "")  # gunicorn: the target exactly as sent
+    rebuilt = len(environ.get("PATH_INFO", "")) + 1 + len(environ.get("QUERY_STRING", ""))
+    if max(sent, rebuilt) > MAX_URL_LENGTH:
+        raise RequestURITooLarge(f"The URL is longer than {MAX_URL_LENGTH} characters.")
 
 
 def _http_error(exc: HTTPException) -> Response:
