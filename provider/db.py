@@ -45,6 +45,10 @@ CONNECT_TIMEOUT = 5
 """Seconds a connection of its own (outside a pool) may take to open: a dead host must not stall
 the SMTP edge's history writer or route listener for the operating system's TCP timeout."""
 
+ENGINE_OPTIONS["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+"""Pooled connections too: a database host that takes the connection and never answers would
+otherwise hold a web request for ever instead of answering 503 (Heroku gives up at 25 s)."""
+
 IDLE_PING_AFTER = 10.0
 """Seconds a pooled connection may sit unused before it is checked at its next checkout."""
 

@@ -9,6 +9,9 @@ under it; the next ones cannot connect at all), then started again.
 
 from __future__ import annotations
 
+import dataclasses
+import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -129,3 +132,25 @@ def test_the_dashboard_and_sso_show_a_page_saying_to_retry_and_health_fails_then
     pg.start()
     assert web.get("/healthz").status_code == 200
     assert web.get("/dashboard").status_code == 200
+
+
+def test_a_database_host_that_never_answers_costs_a_request_the_connect_timeout_not_for_ever(
+    settings: Settings,
+) -> None:
+    """A host that takes the connection and never speaks (a hung server, a black-holed route):
+    the request answers 503 once the connect timeout (5 s) is up."""
+    silent = socket.create_server(("127.0.0.1", 0), backlog=8)  # listens, never accepts or answers
+    port = silent.getsockname()[1]
+    app = create_app(dataclasses.replace(
+        settings, database_url=f"postgresql://cloudmailin@127.0.0.1:{port}/cloudmailin"))
+    answers: list[int] = []
+    request = threading.Thread(
+        target=lambda: answers.append(provision(app.test_client(), settings).status_code), daemon=True
+    )
+    try:
+        request.start()
+        request.join(timeout=60)
+        assert answers == [503]
+    finally:
+        silent.close()  # frees a request still waiting (before the fix), which then fails at once
+        request.join(timeout=60)
