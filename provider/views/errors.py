@@ -44,7 +44,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(Exception, _unexpected_error)
 
 
-def error_response(code: int, text: str) -> Response:
+def _error(code: int, text: str) -> Response:
     """The answer for `code` in the shape the caller of this path reads."""
     if request.path.startswith(API_PREFIX):
         # The CloudMailin API's clients read `{"status", "error"}`, also for paths no API view matched.
@@ -66,11 +66,11 @@ def _refuse_long_urls() -> None:
 
 
 def _http_error(exc: HTTPException) -> Response:
-    return error_response(exc.code or 500, exc.description or exc.name)
+    return _error(exc.code or 500, exc.description or exc.name)
 
 
 def _unavailable(exc: DatabaseUnavailable) -> Response:
-    response = error_response(503, exc.text)
+    response = _error(503, exc.text)
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
@@ -89,4 +89,4 @@ def _database_error(exc: Exception) -> Response:
 
 def _unexpected_error(exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
-    return error_response(500, "Internal error; it has been logged.")
+    return _error(500, "Internal error; it has been logged.")
