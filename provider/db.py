@@ -11,10 +11,12 @@ import time
 from functools import lru_cache
 from typing import Any
 
+import psycopg
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Engine, create_engine, event, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import Base
@@ -42,6 +44,10 @@ ENGINE_OPTIONS: dict[str, Any] = {
 CONNECT_TIMEOUT = 5
 """Seconds a connection of its own (outside a pool) may take to open: a dead host must not stall
 the SMTP edge's history writer or route listener for the operating system's TCP timeout."""
+
+ENGINE_OPTIONS["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+"""Pooled connections too: a database host that takes the connection and never answers would
+otherwise hold a web request for ever instead of answering 503 (Heroku gives up at 25 s)."""
 
 IDLE_PING_AFTER = 10.0
 """Seconds a pooled connection may sit unused before it is checked at its next checkout."""
@@ -89,6 +95,22 @@ def _ping(dbapi_connection: Any) -> None:
     finally:
         if not dbapi_connection.closed:
             dbapi_connection.autocommit = autocommit
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means PostgreSQL is out of reach for now rather than that the request or the
+    code is wrong: the server is down or restarting, the connection broke, no connection could be
+    had (pool exhausted, too many clients), or the server gave up the statement (a lock or
+    statement timeout, a serialization failure). psycopg files all of these, and only these, under
+    OperationalError; its errors reach us wrapped by SQLAlchemy or, from statements sent to the
+    driver directly (new_resource), bare."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        return isinstance(exc.orig, psycopg.OperationalError)
+    return isinstance(exc, psycopg.OperationalError)
 
 
 @lru_cache(maxsize=8)

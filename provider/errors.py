@@ -232,3 +232,16 @@ class SendingNotEnabled(PermanentError):
     code = 554
     enhanced = "5.7.0"
     default_text = "Sending mail through SMTP is not enabled on this service yet"
+
+
+# --- The stores every process depends on --------------------------------------------------------
+
+
+class DatabaseUnavailable(TemporaryError):
+    """PostgreSQL cannot be reached (down, restarting, out of connections) or dropped the
+    connection mid-request: the operation did not happen, or did not commit, and may be retried
+    as it is. The web process answers 503 with Retry-After (spec/heroku.md: Heroku retries)."""
+
+    code = 451
+    enhanced = "4.3.0"
+    default_text = "CloudMailin cannot reach its database right now; try again in a few seconds"

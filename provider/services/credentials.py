@@ -124,6 +124,11 @@ def authenticate(
 ) -> Resource | None:
     """The active resource whose credential is `username:key` (live or in its grace period), or None."""
     now = now or utcnow()
+    if not _storable(username):
+        # No username holds a NUL or a lone surrogate, and PostgreSQL refuses them as parameters;
+        # the answer is the unknown username's, at its cost.
+        key_matches(key, _DUMMY_HASH)
+        return None
     rows = session.execute(
         select(Credential.key_hash, Resource)
         .join(Resource, Credential.resource_id == Resource.id)
@@ -150,3 +155,13 @@ def smtp_url(settings: Settings, credential: IssuedCredential) -> str:
         f"smtp://{credential.username}:{credential.key}"
         f"@{settings.smtp_public_host}:{settings.smtp_public_port}?starttls=true"
     )
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

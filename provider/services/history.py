@@ -120,6 +120,11 @@ class InvalidCursor(ValueError):
     """A paging cursor this service did not hand out."""
 
 
+MAX_ROW_ID = 2**63 - 1
+"""Row ids are PostgreSQL bigints; a cursor naming a larger one was not handed out here and would
+make the query fail instead of matching nothing."""
+
+
 @dataclass(frozen=True)
 class Cursor:
     """Keyset position: the last row of a page (newest first means: continue below it)."""
@@ -139,6 +144,8 @@ class Cursor:
             received_at = datetime.fromisoformat(stamp)
             if received_at.tzinfo is None:
                 raise ValueError("naive time")
+            if not (ident.isascii() and ident.isdigit()) or int(ident) > MAX_ROW_ID:
+                raise ValueError("not a row id")
             return cls(received_at, int(ident))
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise InvalidCursor("cursor is not one this API returned") from None

@@ -19,7 +19,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import Insert, bindparam, insert
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from ..crypto import box_for
@@ -111,6 +111,16 @@ def insert_new_resource(session: Session, settings: Settings, request: Provision
         driver.execute(_sql(request.log_input_url is not None), params)
     except psycopg.IntegrityError as exc:
         raise IntegrityError("new resource", None, exc) from exc
+    except psycopg.Error as exc:
+        # Going around SQLAlchemy's execute also goes around its error handling: when the
+        # connection died under the statement, say so, or the pool would hand it out again and
+        # the session's closing ROLLBACK would fail on it after the request was answered.
+        lost = driver.broken or driver.closed
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            "new resource", None, exc, psycopg.Error, connection_invalidated=lost
+        ) from exc
     return NewRows(address["local_id"], pair)
 
 

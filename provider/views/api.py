@@ -100,6 +100,9 @@ def _text_arg(name: str) -> str | None:
         return None
     if len(value) > MAX_FILTER_LENGTH:
         raise ApiError(422, f"{name} is longer than {MAX_FILTER_LENGTH} characters")
+    if "\x00" in value:
+        # No stored text holds one (PostgreSQL text cannot), and the database refuses it as a parameter.
+        raise ApiError(422, f"{name} must not contain NUL characters")
     return value
 
 
@@ -125,6 +128,8 @@ def _time_arg(name: str, *, end_of_day: bool) -> datetime | None:
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
+            if end_of_day and day == date.max:
+                return None  # the end of the calendar bounds nothing
             start = datetime.combine(day, time(), tzinfo=UTC)
             return start + timedelta(days=1) if end_of_day else start
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -141,7 +146,8 @@ def _limit() -> int:
     raw = request.args.get("limit")
     if raw is None or raw == "":
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # ASCII digits only: str.isdigit also accepts superscripts, which int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise ApiError(422, f"limit must be a whole number from 1 to {MAX_LIMIT}")
     return int(raw)
 

@@ -37,8 +37,21 @@ def _message(status: int, message: str) -> tuple[Response, int]:
     return jsonify(message=message), status
 
 
-@bp.before_request
+PARTNER_PREFIX = "/heroku"
+BROWSER_ENDPOINTS = frozenset({"sso.legacy_login"})
+"""The one route under /heroku/ a browser opens (the legacy SSO GET), which carries a token instead."""
+
+
+@bp.before_app_request
 def _require_addon_credentials() -> ResponseReturnValue | None:
+    """Every request under /heroku/, routed or not, proves the add-on credentials first: a wrong
+    path or method without them is 401, not 404 or 405 (spec/heroku.md), so nothing about the
+    API's shape is learnt without the password."""
+    path = request.path
+    if path != PARTNER_PREFIX and not path.startswith(PARTNER_PREFIX + "/"):
+        return None
+    if request.endpoint in BROWSER_ENDPOINTS and request.method in ("GET", "HEAD"):
+        return None
     settings = current_settings()
     auth = request.authorization
     given_user = auth.username if auth is not None and auth.username else ""

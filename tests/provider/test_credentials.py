@@ -46,6 +46,14 @@ def test_a_wrong_key_or_unknown_user_does_not_authenticate(db_session, settings,
     assert authenticate(db_session, "nobody", issued.key) is None
 
 
+@pytest.mark.parametrize("suffix", ["\x00", "\udcff"])  # a NUL; a byte SMTP AUTH LOGIN could not decode
+def test_a_username_the_database_cannot_hold_is_unknown_not_an_error(db_session, settings, resource, suffix):
+    issued = issue_credential(db_session, settings, resource)
+    db_session.commit()
+    assert authenticate(db_session, issued.username + suffix, issued.key) is None
+    assert authenticate(db_session, issued.username, issued.key) is resource  # the session still works
+
+
 def test_only_the_hash_of_the_key_is_stored(db_session, settings, resource):
     issued = issue_credential(db_session, settings, resource)
     db_session.commit()

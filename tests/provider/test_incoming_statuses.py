@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -226,6 +227,10 @@ def test_a_deprovisioned_account_cannot_read_its_history(
     assert get(client, credential).status_code == 401
 
 
+def _cursor(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
 @pytest.mark.parametrize(
     ("query", "error"),
     [
@@ -241,6 +246,15 @@ def test_a_deprovisioned_account_cannot_read_its_history(
         ),
         ("?since=2026-03-02&until=2026-03-01", "since must be before until"),
         ("?subject=" + "x" * 999, "subject is longer than 998 characters"),
+        ("?to=box%00", "to must not contain NUL characters"),
+        ("?from=%00alice", "from must not contain NUL characters"),
+        ("?subject=a%00b", "subject must not contain NUL characters"),
+        ("?status=201%00", "status must not contain NUL characters"),
+        ("?limit=%C2%B2", "limit must be a whole number from 1 to 100"),  # a superscript two
+        ("?cursor=" + _cursor("2026-03-10T12:00:00+00:00|9223372036854775808"),
+         "cursor is not one this API returned"),
+        ("?cursor=" + _cursor("2026-03-10T12:00:00+00:00|-99999999999999999999"),
+         "cursor is not one this API returned"),
     ],
 )
 def test_bad_parameters_get_a_422_saying_what_is_wrong(
@@ -249,3 +263,30 @@ def test_bad_parameters_get_a_422_saying_what_is_wrong(
     response = get(client, account[1], query)
     assert response.status_code == 422
     assert response.get_json() == {"status": 422, "error": error}
+
+
+def test_a_cursor_at_the_largest_row_id_is_accepted(
+    client: FlaskClient, account: tuple[Resource, IssuedCredential], deliver: Callable[..., None]
+) -> None:
+    deliver(1)
+    cursor = _cursor("2026-03-10T12:01:00+00:00|9223372036854775807")
+    assert subjects(get(client, account[1], f"?cursor={cursor}")) == ["message 1"]
+
+
+def test_until_the_last_day_of_the_calendar_bounds_nothing(
+    client: FlaskClient, account: tuple[Resource, IssuedCredential], deliver: Callable[..., None]
+) -> None:
+    deliver(1)
+    assert subjects(get(client, account[1], "?until=9999-12-31")) == ["message 1"]
+
+
+@pytest.mark.parametrize("username", ["box%00", "%00"])
+def test_a_username_with_a_nul_is_401_like_any_unknown_one(
+    username: str, client: FlaskClient, account: tuple[Resource, IssuedCredential]
+) -> None:
+    response = client.get(
+        f"/api/v0.1/{username}/incoming_statuses",
+        headers={"Authorization": f"Bearer {account[1].key}"},
+    )
+    assert response.status_code == 401
+    assert response.get_json() == {"status": 401, "error": "Unauthorized"}

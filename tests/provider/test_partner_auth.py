@@ -75,3 +75,37 @@ def test_ping_answers_json_only_with_the_addon_credentials(client, settings):
     response = client.get("/heroku/ping", headers=basic(settings.addon_id, settings.addon_password))
     assert response.status_code == 200
     assert response.json == {"status": "ok"}
+
+
+WRONG_SHAPES = [
+    ("GET", "/heroku/resources"),  # no such method on the collection
+    ("PATCH", "/heroku/resources/01234567-89ab-cdef-0123-456789abcdef"),
+    ("POST", "/heroku/resources/01234567-89ab-cdef-0123-456789abcdef"),
+    ("OPTIONS", "/heroku/resources"),
+    ("GET", "/heroku/no-such-path"),
+    ("POST", "/heroku/resources/a/b"),
+    ("GET", "/heroku/"),
+    ("GET", "/heroku"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), WRONG_SHAPES)
+def test_a_wrong_path_or_method_without_credentials_is_401_before_404_or_405(client, method, path):
+    response = client.open(path, method=method)
+    assert response.status_code == 401
+    assert response.is_json and response.json["message"]
+    assert response.headers["WWW-Authenticate"].startswith("Basic")
+
+
+@pytest.mark.parametrize(("method", "path"), WRONG_SHAPES[:3] + WRONG_SHAPES[4:])
+def test_with_credentials_a_wrong_path_or_method_is_404_or_405_in_json(client, settings, method, path):
+    response = client.open(path, method=method, headers=basic(settings.addon_id, settings.addon_password))
+    assert response.status_code in (404, 405)
+    assert response.is_json and response.json["message"]
+
+
+def test_the_legacy_sso_get_under_heroku_needs_no_basic_auth(client):
+    """A browser opens it with a token (views/sso.py), so it answers the SSO refusal, not 401."""
+    response = client.get("/heroku/resources/01234567-89ab-cdef-0123-456789abcdef?token=x&timestamp=1")
+    assert response.status_code == 403
+    assert response.mimetype == "text/html"
