@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -142,16 +142,17 @@ def record(
                 {"resource_id": result.recipient.resource_id, "address": result.recipient.address.lower(),
                  "reason": result.reply.text, "created_at": now}
             )
+    recipients = OutboundRecipient.__table__
+    assert isinstance(recipients, Table)
     session.execute(
-        update(OutboundRecipient)
-        .where(OutboundRecipient.id == bindparam("rid"))
+        update(recipients)
+        .where(recipients.c.id == bindparam("rid"))
         .values(
             state=bindparam("state"),
             next_attempt_at=bindparam("next_attempt_at"),
             last_reply=bindparam("last_reply"),
             updated_at=bindparam("updated_at"),
-        )
-        .execution_options(synchronize_session=False),
+        ),
         updates,
     )
     session.execute(insert(OutboundEvent), events)
