@@ -4,7 +4,8 @@ that share one port, found through MX records a real DNS server on 127.0.0.1 ser
 Each server's behaviour comes from the recipient's local part, so one test can mix outcomes:
 `defer-once-*` answers 451 the first time it sees that recipient, `reject-*` 550 5.1.1 at RCPT,
 `spam-*` 554 5.7.1 after DATA, `drop-*` closes the connection after DATA arrives (no reply),
-`hang-*` never answers DATA. Everything else is accepted with 250 and kept in `received`.
+`hang-*` never answers DATA, `hang-once-*` holds its first DATA until `release` is set and then
+answers 451 (the sender is meant to have died meanwhile) and takes later ones. Everything else is accepted with 250 and kept in `received`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class MxState:
     received: list[Received] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
     connections: int = 0
+    hanging: int = 0
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -63,7 +65,16 @@ class Handler:
             assert server.transport is not None
             server.transport.close()
             return "250 2.0.0 never seen"
-        if any(local.startswith("hang-") for local in locals_):
+        if any(local.startswith("hang-once-") for local in locals_):
+            key = "data:" + ",".join(envelope.rcpt_tos)
+            with self.state.lock:
+                first = key not in self.state.seen
+                self.state.seen.add(key)
+                self.state.hanging += first
+            if first:
+                await asyncio.get_running_loop().run_in_executor(None, self.state.release.wait, 60)
+                return "451 4.3.0 Too late"
+        elif any(local.startswith("hang-") for local in locals_):
             await asyncio.get_running_loop().run_in_executor(None, self.state.release.wait, 30)
         if any(local.startswith("spam-") for local in locals_):
             return "554 5.7.1 Message rejected as spam"
