@@ -4,8 +4,9 @@ that share one port, found through MX records a real DNS server on 127.0.0.1 ser
 Each server's behaviour comes from the recipient's local part, so one test can mix outcomes:
 `defer-once-*` answers 451 the first time it sees that recipient, `reject-*` 550 5.1.1 at RCPT,
 `spam-*` 554 5.7.1 after DATA, `drop-*` closes the connection after DATA arrives (no reply),
-`hang-*` never answers DATA, `hang-once-*` holds its first DATA until `release` is set and then
-answers 451 (the sender is meant to have died meanwhile) and takes later ones. Everything else is accepted with 250 and kept in `received`.
+`hang-*` never answers DATA, `hang-once-*` holds its first DATA until `release` is set and
+then answers 451 (the sender is meant to have died meanwhile) and takes later ones. Everything else
+is accepted with 250 and kept in `received`.
 """
 
 from __future__ import annotations

@@ -93,8 +93,10 @@ def _send(client: FlaskClient, account: Account, to: str) -> str:
 def test_the_delivery_process_delivers_what_the_api_accepted(client: FlaskClient, sending: Sending) -> None:
     worker = sending.start_worker()
     message_id = _send(client, sending.account, "ann@example.com")
-    _wait("the message is delivered", lambda: sending.states(message_id) == {"ann@example.com": ("delivered", 1)},
-          worker, 60)
+    def delivered() -> bool:
+        return sending.states(message_id) == {"ann@example.com": ("delivered", 1)}
+
+    _wait("the message is delivered", delivered, worker, 60)
     assert [r.rcpt_tos for r in sending.mx.received] == [["ann@example.com"]]
 
 
