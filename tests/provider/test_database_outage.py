@@ -20,7 +20,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from sqlalchemy import func, select
+
 from provider import create_app
+from provider.db import db
+from provider.models import OutboundMessage
 from provider.settings import Settings
 from tests.private_postgres import PrivatePostgres, private_postgres
 
@@ -154,3 +158,26 @@ def test_a_database_host_that_never_answers_costs_a_request_the_connect_timeout_
     finally:
         silent.close()  # frees a request still waiting (before the fix), which then fails at once
         request.join(timeout=60)
+
+
+def test_sending_answers_503_and_stores_nothing_while_postgresql_is_down_then_accepts_again(
+    outage_db: tuple[PrivatePostgres, Settings], pg: PrivatePostgres
+) -> None:
+    settings = dataclasses.replace(outage_db[1], sending_domain_verification=False)
+    app = create_app(settings)
+    web = app.test_client()
+    smtp_url = urlsplit(provision(web, settings).json["config"]["CLOUDMAILIN_SMTP_URL"])
+    path = f"/api/v0.1/{smtp_url.username}/messages"
+    headers = {"Authorization": f"Bearer {smtp_url.password}"}
+    body = {"from": "orders@shop.example", "to": "ann@example.com", "plain": "Hi"}
+    assert web.post(path, json=body, headers=headers).status_code == 202
+    pg.stop_immediately()
+    for _ in range(2):
+        response = web.post(path, json=body, headers=headers)
+        assert (response.status_code, response.headers["Retry-After"]) == (503, "5")
+        assert response.get_json() == {"status": 503, "error": MESSAGE}
+    pg.start()
+    assert web.post(path, json=body, headers=headers).status_code == 202
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(OutboundMessage)) == 2
+        db.engine.dispose()
