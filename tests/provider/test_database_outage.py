@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-
 from sqlalchemy import func, select
 
 from provider import create_app
