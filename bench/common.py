@@ -64,15 +64,24 @@ def service_env(**overrides: str) -> Iterator[dict[str, str]]:
         yield env
 
 
+def procfile_command(name: str) -> str:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        key, _, command = line.partition(":")
+        if key.strip() == name:
+            return command.strip()
+    raise KeyError(f"no {name!r} process in the Procfile")
+
+
 @contextlib.contextmanager
-def web_process(env: dict[str, str], *, workers: int = 2, threads: int = 4) -> Iterator[str]:
-    """The Procfile's web process (gunicorn, app factory) on a free 127.0.0.1 port."""
+def web_process(env: dict[str, str], *, workers: int = 2) -> Iterator[str]:
+    """The Procfile's web line itself, through a shell as Heroku runs it, on a free port, so the
+    figures are those of the production command; its access log (stdout) is written and discarded."""
     port = free_port()
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
     proc = subprocess.Popen(
-        [gunicorn, "provider:create_app()", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--threads", str(threads), "--log-level", "warning"],
-        env=env, cwd=ROOT,
+        ["bash", "-c", f"exec {procfile_command('web')}"],
+        env={**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers),
+             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"},
+        cwd=ROOT, stdout=subprocess.DEVNULL,
     )
     base_url = f"http://127.0.0.1:{port}"
     _SERVER_PIDS[base_url] = proc.pid

@@ -2,9 +2,10 @@
 
     make bench            # or: .venv/bin/python -m bench.provision [--total N] [--rounds R]
 
-Runs the real web process (gunicorn, as in the Procfile) on embedded PostgreSQL and Redis, then
-measures POST /heroku/resources sequentially and with 20 concurrent clients, beside GET /heroku/ping
-(Basic-authenticated JSON, no database work) measured the same way in the same run.
+Runs the real web process (the Procfile's web line: gunicorn, gevent workers) on embedded
+PostgreSQL and Redis, then measures POST /heroku/resources sequentially and with 20 concurrent
+clients, beside GET /heroku/ping (Basic-authenticated JSON, no database work) measured the same
+way in the same run.
 Targets (issue 3): p99 < 100 ms at 20 concurrent clients; throughput >= 1/3 of the trivial endpoint's.
 
 The load client is this process (aiohttp); it shares the 2 cores with the servers, so every
@@ -29,7 +30,7 @@ import psycopg
 from .common import CpuMeter, Figures, run_load, service_env, verdict, web_process
 
 HEROKU_MEDIA_TYPE = "application/vnd.heroku-addons+json; version=3"
-WORKERS, THREADS = 2, 4  # the Procfile's web process on a 2-core dyno (WEB_CONCURRENCY=2)
+WORKERS = 2  # the Procfile's web process on a 2-core dyno (WEB_CONCURRENCY=2)
 
 
 async def measure(
@@ -88,15 +89,13 @@ def main() -> None:
     parser.add_argument("--total", type=int, default=1000, help="requests per concurrent measurement")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved concurrent rounds")
     args = parser.parse_args()
-    with service_env(PROVISIONING_MODE="sync") as env, web_process(
-        env, workers=WORKERS, threads=THREADS
-    ) as base_url:
+    with service_env(PROVISIONING_MODE="sync") as env, web_process(env, workers=WORKERS) as base_url:
         meter = CpuMeter(web=base_url, postgres=env["DATABASE_URL"], redis=env["REDIS_URL"])
         settings = durability(env["DATABASE_URL"])
         sequential, concurrent = asyncio.run(
             measure(base_url, env["HEROKU_ADDON_PASSWORD"], args.total, args.rounds, meter)
         )
-    print(f"\nbench.provision (gunicorn: {WORKERS} workers x {THREADS} threads; "
+    print(f"\nbench.provision (the Procfile's web line, {WORKERS} workers; "
           f"embedded PostgreSQL: {settings})")
     for figures in [*sequential, *(f for pair in concurrent for f in pair)]:
         print("  " + figures.row())

@@ -29,7 +29,7 @@ from provider.crypto import new_encryption_key
 from .services import embedded
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / ".data"
+DATA = Path(os.environ.get("DEV_DATA_DIR") or ROOT / ".data")
 WEB_PORT = int(os.environ.get("PORT", "5000"))
 STANDIN_PORT = int(os.environ.get("STANDIN_PORT", "5100"))
 TARGET_PORT = int(os.environ.get("DEMO_TARGET_PORT", "5200"))
@@ -72,6 +72,27 @@ def backing_services() -> Iterator[dict[str, str]]:
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+STOP_SIGNALS = ((signal.SIGINT, 10.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0))
+"""Each signal and how long to wait for the processes it was sent to. SIGINT first, as Ctrl-C:
+honcho stops web, smtp and worker (itself escalating after 5 s) and the servers shut down cleanly.
+A runner started with SIGINT ignored (`nohup`, a supervisor) passes that on to every child it
+starts, and a Python program keeps an inherited ignored SIGINT, so the stand-in and the demo target
+would never hear it: SIGTERM comes next, and SIGKILL for anything still there."""
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for signum, wait in STOP_SIGNALS:
+        alive = [proc for proc in procs if proc.poll() is None]
+        if not alive:
+            return
+        for proc in alive:
+            proc.send_signal(signum)
+        deadline = time.monotonic() + wait
+        for proc in alive:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def service_env(secret_values: dict[str, str]) -> dict[str, str]:
@@ -155,12 +176,11 @@ def main() -> int:
         except KeyboardInterrupt:
             return 0
         finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGINT)
-            for proc in procs:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=30)
+            # A second Ctrl-C or SIGTERM must not cut the stop short and leave children behind;
+            # the stop is bounded by STOP_SIGNALS.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            stop(procs)
 
 
 def banner(env: dict[str, str], demo_config: str) -> str:

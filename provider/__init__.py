@@ -16,7 +16,7 @@ MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from .db import ENGINE_OPTIONS, db, migrate, ping_idle_connections
+    from .db import ENGINE_OPTIONS, WEB_POOL, db, migrate, ping_idle_connections
 
     settings = settings or get_settings()
     app = Flask(__name__)
@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         SECRET_KEY=settings.secret_key,
         SECRET_KEY_FALLBACKS=list(settings.secret_key_fallbacks),
         SQLALCHEMY_DATABASE_URI=settings.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS=ENGINE_OPTIONS,
+        SQLALCHEMY_ENGINE_OPTIONS={**ENGINE_OPTIONS, **WEB_POOL},
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),

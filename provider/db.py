@@ -41,6 +41,12 @@ ENGINE_OPTIONS: dict[str, Any] = {
     "pool_pre_ping": False,
 }
 
+WEB_POOL: dict[str, Any] = {"pool_size": 5, "max_overflow": 0}
+"""The web process's pool in each gunicorn worker. Its gevent workers take every request at once,
+so the pool, not a thread count, bounds the database connections (WEB_CONCURRENCY x 5); a request
+beyond it waits for a pooled connection instead of opening an overflow one that is closed again
+after one use (in bench/provision.py that meant a new PostgreSQL backend for most provisions)."""
+
 CONNECT_TIMEOUT = 5
 """Seconds a connection of its own (outside a pool) may take to open: a dead host must not stall
 the SMTP edge's history writer or route listener for the operating system's TCP timeout."""

@@ -1,9 +1,13 @@
 """The Procfile's commands as Heroku runs them (through a shell): release migrates, web serves
-through gunicorn without writing query strings to its access log, worker runs jobs and stops
+through gunicorn without writing query strings to its access log, keeps answering while clients
+stall mid-body and answers the requests it refuses itself in JSON, worker runs jobs and stops
 warm on SIGTERM."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
 import os
 import signal
 import socket
@@ -74,22 +78,30 @@ def test_release_applies_migrations_and_exits_cleanly(migrated: Settings) -> Non
     assert release.returncode == 0, release.stderr[-2000:]
 
 
-def test_web_serves_through_gunicorn_and_logs_paths_without_query_strings(
-    migrated: Settings, stopped_at_the_end: list[subprocess.Popen[str]]
-) -> None:
+def _serve_web(settings: Settings, started: list[subprocess.Popen[str]], **extra: str) -> tuple[
+    subprocess.Popen[str], int
+]:
+    """The Procfile's web line on a free port, once /healthz answers."""
     port = _free_port()
-    web = _start(procfile()["web"], _env(migrated, PORT=str(port), WEB_CONCURRENCY="1"))
-    stopped_at_the_end.append(web)
-    base = f"http://127.0.0.1:{port}"
+    web = _start(procfile()["web"], _env(settings, PORT=str(port), **extra))
+    started.append(web)
     deadline = time.monotonic() + 60
     while True:
         try:
-            health = requests.get(f"{base}/healthz", timeout=5)
+            health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
             break
-        except requests.ConnectionError:
-            assert web.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+        except (requests.ConnectionError, requests.Timeout):  # not listening, or no worker ready yet
+            assert web.poll() is None and time.monotonic() < deadline, "the web process did not start"
             time.sleep(0.2)
     assert health.status_code == 200
+    return web, port
+
+
+def test_web_serves_through_gunicorn_and_logs_paths_without_query_strings(
+    migrated: Settings, stopped_at_the_end: list[subprocess.Popen[str]]
+) -> None:
+    web, port = _serve_web(migrated, stopped_at_the_end, WEB_CONCURRENCY="1")
+    base = f"http://127.0.0.1:{port}"
     legacy_sso = requests.get(
         f"{base}/heroku/resources/{uuid.uuid4()}",
         params={"token": "SEKRIT-SSO-TOKEN", "timestamp": "1", "email": "who@example.com"},
@@ -101,6 +113,60 @@ def test_web_serves_through_gunicorn_and_logs_paths_without_query_strings(
     assert web.returncode == 0
     assert '"GET /heroku/resources/' in output and '"GET /healthz HTTP/1.1" 200' in output
     assert "SEKRIT-SSO-TOKEN" not in output and "who@example.com" not in output
+
+
+def _stalled_body(port: int, settings: Settings) -> socket.socket:
+    """A client that declares 100 bytes of body and sends 10, then says nothing more."""
+    credentials = base64.b64encode(f"{settings.addon_id}:{settings.addon_password}".encode()).decode()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(
+        b"POST /heroku/resources HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        + f"Authorization: Basic {credentials}\r\n".encode()
+        + b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+        + b'{"plan": "'
+    )
+    return sock
+
+
+def test_clients_stalling_mid_body_leave_the_web_process_answering(
+    migrated: Settings, stopped_at_the_end: list[subprocess.Popen[str]]
+) -> None:
+    _, port = _serve_web(migrated, stopped_at_the_end)
+    with contextlib.ExitStack() as stack:
+        for _ in range(100):
+            stack.enter_context(_stalled_body(port, migrated))
+        health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+        assert health.status_code == 200
+        ping = requests.get(f"http://127.0.0.1:{port}/heroku/ping", timeout=1,
+                            auth=(migrated.addon_id, migrated.addon_password))
+        assert ping.status_code == 200
+
+
+def _raw_answer(port: int, request: bytes) -> tuple[str, dict[str, str], bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):  # the server closes the connection after an error
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *fields = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (f.partition(":") for f in fields)}
+    return status, headers, body
+
+
+def test_requests_the_server_refuses_before_the_app_get_json_messages(
+    migrated: Settings, stopped_at_the_end: list[subprocess.Popen[str]]
+) -> None:
+    _, port = _serve_web(migrated, stopped_at_the_end, WEB_CONCURRENCY="1")
+    too_long = b"GET /heroku/resources/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    status, headers, body = _raw_answer(port, too_long)
+    assert status.startswith("HTTP/1.1 414 ")
+    assert headers["content-type"] == "application/json"
+    assert "Request Line is too large" in json.loads(body)["message"]
+    status, headers, body = _raw_answer(port, b"GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n")
+    assert status.startswith("HTTP/1.1 400 ")
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body)["message"]
 
 
 def test_worker_runs_jobs_and_finishes_the_current_one_on_sigterm(
