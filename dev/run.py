@@ -2,8 +2,8 @@
 
 Starts embedded PostgreSQL and Redis in `.data/` (unless DATABASE_URL / REDIS_URL are set), keeps
 development secrets in `.data/dev.env` so data encrypted in one run decrypts in the next, applies
-migrations the way the `release` process does, and runs the Procfile's web, smtp and worker
-processes under honcho, beside the local stand-in of Heroku's platform and a demo target. Once the
+migrations the way the `release` process does, and runs the Procfile's web, smtp, worker and
+delivery processes under honcho, beside the local stand-in of Heroku's platform and a demo target. Once the
 web process answers, it provisions a demo add-on through the stand-in (as `heroku addons:create`
 would) and prints its config vars. Ctrl-C stops everything; the data stays for the next run.
 """
@@ -33,6 +33,7 @@ DATA = Path(os.environ.get("DEV_DATA_DIR") or ROOT / ".data")
 WEB_PORT = int(os.environ.get("PORT", "5000"))
 STANDIN_PORT = int(os.environ.get("STANDIN_PORT", "5100"))
 TARGET_PORT = int(os.environ.get("DEMO_TARGET_PORT", "5200"))
+DEMO_MX_PORT = int(os.environ.get("DEMO_MX_PORT", "5300"))
 DEMO_APP = "demo"
 
 
@@ -110,12 +111,13 @@ def service_env(secret_values: dict[str, str]) -> dict[str, str]:
     env.setdefault("INBOUND_DOMAIN", "cloudmailin.localhost")
     env.setdefault("SMTP_DATA_DIR", str(DATA))
     env.setdefault("SENDING_DOMAIN_VERIFICATION", "off")  # send from any domain while developing
+    env.setdefault("OUTBOUND_SMARTHOST", f"127.0.0.1:{DEMO_MX_PORT}")  # the internet is not reachable
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 
 
 def side_processes(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
-    """Heroku's side (the stand-in, also the OAuth server) and the demo app's target."""
+    """Heroku's side (the stand-in, also the OAuth server), the demo app's target and the demo MX."""
     standin = [
         sys.executable, "-m", "tests.heroku_standin", "--port", str(STANDIN_PORT),
         "--manifest", str(ROOT / "addon-manifest.json"),
@@ -124,7 +126,8 @@ def side_processes(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
         "--app", DEMO_APP,  # the secrets come from `env`, not the command line
     ]
     target = [sys.executable, "-m", "dev.echo_target", str(TARGET_PORT)]
-    return [subprocess.Popen(cmd, env=env, cwd=ROOT) for cmd in (standin, target)]
+    mx = [sys.executable, "-m", "dev.demo_mx", str(DEMO_MX_PORT)]
+    return [subprocess.Popen(cmd, env=env, cwd=ROOT) for cmd in (standin, target, mx)]
 
 
 def _call(url: str, api_key: str, body: dict[str, Any] | None = None) -> Any:
@@ -168,7 +171,7 @@ def main() -> int:
         env.update(urls)
         subprocess.run(["flask", "--app", "provider", "db", "upgrade"], env=env, check=True)
         honcho = [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start"]
-        procs = [subprocess.Popen([*honcho, "web", "smtp", "worker"], env=env, cwd=ROOT)]
+        procs = [subprocess.Popen([*honcho, "web", "smtp", "worker", "delivery"], env=env, cwd=ROOT)]
         procs += side_processes(env)
         try:
             print(banner(env, provision_demo(env)), flush=True)
@@ -192,6 +195,7 @@ CloudMailin add-on backend, development mode
   smtp submission listener           localhost:{env['SMTP_SUBMISSION_PORT']} (STARTTLS, then AUTH)
   Heroku stand-in (HEROKU_HOST)      http://localhost:{STANDIN_PORT}
   demo target (the app)              http://127.0.0.1:{TARGET_PORT}/incoming (prints each POST)
+  demo MX (all outbound mail)        127.0.0.1:{DEMO_MX_PORT} (prints each message delivered)
   PostgreSQL                         {env['DATABASE_URL']}
   Redis                              {env['REDIS_URL']}
   secrets                            .data/dev.env

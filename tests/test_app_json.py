@@ -13,7 +13,7 @@ APP = json.loads((REPO_ROOT / "app.json").read_text())
 def test_the_heroku_formation_leaves_the_smtp_process_out() -> None:
     # Dynos get HTTP on $PORT only; senders could never reach an smtp dyno on 25 or 587.
     assert "smtp" not in APP["formation"]
-    assert set(APP["formation"]) == {"web", "worker"}
+    assert set(APP["formation"]) == {"web", "worker", "delivery"}
 
 
 def test_every_process_in_the_formation_is_a_procfile_command() -> None:

@@ -56,7 +56,8 @@ def test_sigterm_stops_every_child_and_frees_every_port_when_sigint_is_ignored(
     tmp_path: Path, started: list[psutil.Process]
 ) -> None:
     ports = {name: _free_port() for name in
-             ("PORT", "STANDIN_PORT", "DEMO_TARGET_PORT", "SMTP_MX_PORT", "SMTP_SUBMISSION_PORT")}
+             ("PORT", "STANDIN_PORT", "DEMO_TARGET_PORT", "DEMO_MX_PORT", "SMTP_MX_PORT",
+              "SMTP_SUBMISSION_PORT")}
     env = {
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin",
         "HOME": str(tmp_path),
