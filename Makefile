@@ -3,7 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NPM_STAMP := tests/npm/node_modules/.installed
-PYTEST_ARGS ?=
+# One pytest worker per core (pytest-xdist), each with embedded servers of its own; against a
+# given DATABASE_URL every worker would share one database, so then the suite runs in one process.
+PYTEST_ARGS ?= $(if $(DATABASE_URL),-n 0,-n auto)
 # The npm clients (heroku, cloudmailin) are installed once tests/npm pins them.
 NPM_DEPS := $(if $(wildcard tests/npm/package-lock.json),$(NPM_STAMP))
 TOOLS_STAMP := .data/tools/.installed
