@@ -11,12 +11,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from provider.crypto import box_for
+from provider.crypto import box_for, new_encryption_key
 from provider.models import AppLogLine, Domain, Resource
 from provider.models.domain import SENDING
 from provider.outbound.dkim import dns_record, public_key_of
 from provider.services.sending_domains import InvalidDomainName, sending_domain_name
-from provider.settings import Settings
+from provider.settings import Settings, load_settings
 from tests.provider.partner import provision, send
 
 from .conftest import Account, new_account
@@ -201,3 +201,10 @@ def test_deprovisioning_frees_the_sending_domains_for_another_add_on(
     assert db_session.scalars(select(Domain)).all() == []
     newcomer = new_account(db_session, settings, domain=None)
     assert _add(client, newcomer, "shop.example").status_code == 201
+
+
+def test_the_advised_spf_include_is_spf_of_the_inbound_domain_unless_set() -> None:
+    base = {"DATABASE_URL": "postgres://u:p@h/db", "REDIS_URL": "redis://h",
+            "ENCRYPTION_KEY": new_encryption_key(), "INBOUND_DOMAIN": "Mail.Example"}
+    assert load_settings(base).spf_include == "spf.mail.example"
+    assert load_settings({**base, "SPF_INCLUDE": "_spf.relay.example"}).spf_include == "_spf.relay.example"
