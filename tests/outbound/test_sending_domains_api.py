@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from provider.crypto import box_for, new_encryption_key
+from provider.db import session_factory
 from provider.models import AppLogLine, Domain, Resource
 from provider.models.domain import SENDING
 from provider.outbound.dkim import dns_record, public_key_of
@@ -208,3 +213,31 @@ def test_the_advised_spf_include_is_spf_of_the_inbound_domain_unless_set() -> No
             "ENCRYPTION_KEY": new_encryption_key(), "INBOUND_DOMAIN": "Mail.Example"}
     assert load_settings(base).spf_include == "spf.mail.example"
     assert load_settings({**base, "SPF_INCLUDE": "_spf.relay.example"}).spf_include == "_spf.relay.example"
+
+
+def test_an_add_racing_another_add_ons_add_of_the_same_name_is_answered_409(
+    app: Flask, me: Account, db_session: Session, settings: Settings
+) -> None:
+    # The other add-on's add half done: its row inserted, not yet committed.
+    other = new_account(db_session, settings, domain=None)
+    first = session_factory(settings.database_url)()
+    holder = first.scalar(text("SELECT pg_backend_pid()"))
+    first.add(Domain(resource_id=other.resource_id, name="shop.example", kind=SENDING))
+    first.flush()
+    waiting_for = text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
+    answers: list[Any] = []
+    client = app.test_client()
+    racing = threading.Thread(target=lambda: answers.append(_add(client, me, "shop.example")))
+    racing.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not db_session.scalar(waiting_for, {"pid": holder}):
+            assert time.monotonic() < deadline, "the second add never waited for the first one's row"
+            time.sleep(0.01)
+        first.commit()
+    finally:
+        first.close()
+        racing.join(10)
+    assert answers[0].status_code == 409 and "another add-on" in answers[0].json["error"]
+    db_session.rollback()
+    assert db_session.scalars(select(Domain.resource_id)).all() == [other.resource_id]
