@@ -96,6 +96,8 @@ def sending_domain_name(settings: Settings, raw: object) -> str:
         raise InvalidDomainName("name must be a domain name, such as mail.example.com.")
     text = raw.strip()
     text = text[:-1] if text.endswith(".") else text
+    if len(text) > 4 * MAX_NAME_LENGTH:  # before IDNA's work, and not echoed: far too long either way
+        raise InvalidDomainName(f"name is longer than {MAX_NAME_LENGTH} characters.")
     try:
         name = idna.encode(text, uts46=True).decode("ascii")
     except (idna.IDNAError, UnicodeError):

@@ -97,6 +97,7 @@ def test_a_unicode_name_is_stored_as_its_a_labels_and_found_by_either_spelling(
         ("orders@shop.example", "not a valid domain name"),
         ("https://shop.example/", "not a valid domain name"),
         ("a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 40 + ".example", "longer than 230"),
+        pytest.param("x." * 100_000 + "example", "name is longer than 230", id="200KB"),
         ("", "must be a domain name"),
         (42, "must be a domain name"),
         (None, "must be a domain name"),
