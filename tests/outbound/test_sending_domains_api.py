@@ -234,6 +234,7 @@ def test_an_add_racing_another_add_ons_add_of_the_same_name_is_answered_409(
         deadline = time.monotonic() + 10
         while not db_session.scalar(waiting_for, {"pid": holder}):
             assert time.monotonic() < deadline, "the second add never waited for the first one's row"
+            db_session.rollback()  # pg_stat_activity is read once per transaction
             time.sleep(0.01)
         first.commit()
     finally:
