@@ -103,6 +103,8 @@ class Settings:
     # Outbound mail.
     sending_domain_verification: bool = True
     bounce_domain: str = "bounces.cloudmailin.net"
+    # The host sending domains are told to `include:` in their SPF record (a suggestion, not checked).
+    spf_include: str = "spf.cloudmailin.net"
     outbound_smarthost: str = ""
     outbound_mx_port: int = 25
     outbound_command_timeout: float = 120.0
@@ -185,6 +187,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         postmaster_target_url=env.get("POSTMASTER_TARGET_URL", ""),
         sending_domain_verification=verification == "on",
         bounce_domain=(env.get("BOUNCE_DOMAIN", "") or f"bounces.{inbound_domain}").lower(),
+        spf_include=(env.get("SPF_INCLUDE", "") or f"spf.{inbound_domain}").lower(),
         outbound_smarthost=env.get("OUTBOUND_SMARTHOST", ""),
         outbound_mx_port=_int(env, "OUTBOUND_MX_PORT", 25),
         outbound_command_timeout=_float(env, "OUTBOUND_COMMAND_TIMEOUT", 120.0),

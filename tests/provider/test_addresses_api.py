@@ -251,6 +251,7 @@ def test_a_change_racing_a_deprovision_never_puts_a_target_back_on_the_tombstone
         deadline = time.monotonic() + 10
         while not db_session.scalar(waiting_for, {"pid": holder}):
             assert time.monotonic() < deadline, "the change never waited for the deprovision's lock"
+            db_session.rollback()  # pg_stat_activity is read once per transaction
             time.sleep(0.01)
         deprovision.commit()
     finally:

@@ -1,0 +1,116 @@
+"""The sending domains API under /api/v0.1: the domains an add-on may send from.
+
+    POST   /api/v0.1/<username>/sending_domains                {"name": "shop.example"}  201
+    GET    /api/v0.1/<username>/sending_domains                the add-on's domains
+    GET    /api/v0.1/<username>/sending_domains/<name>         one, with its DNS records
+    DELETE /api/v0.1/<username>/sending_domains/<name>         204
+    POST   /api/v0.1/<username>/sending_domains/<name>/verify  look the records up now
+
+The routes join the `api` blueprint (its Bearer authentication and `{"status", "error"}` answers);
+the rules are `services.sending_domains`, which the dashboard calls too. The service's errors
+become HTTP answers here, in `_answer`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import jsonify, request
+from flask.typing import ResponseReturnValue
+
+from ..db import db
+from ..models import Domain
+from ..services.partner_requests import InvalidRequest, json_object
+from ..services.sending_domains import (
+    DnsRecord,
+    DomainTaken,
+    InvalidDomainName,
+    RecordCheck,
+    UnknownSendingDomain,
+    add_domain,
+    delete_domain,
+    dns_records,
+    resource_domain,
+    resource_domains,
+    verify_domain,
+)
+from . import current_settings
+from .api import ApiError, authenticated, bp
+
+FIELDS = ("name",)
+
+
+@bp.errorhandler(InvalidDomainName)
+@bp.errorhandler(DomainTaken)
+@bp.errorhandler(UnknownSendingDomain)
+def _answer(exc: Exception) -> ResponseReturnValue:
+    status = {InvalidDomainName: 422, DomainTaken: 409, UnknownSendingDomain: 404}[type(exc)]
+    return jsonify(status=status, error=str(exc)), status
+
+
+@bp.post("/<username>/sending_domains")
+def create_sending_domain(username: str) -> ResponseReturnValue:
+    resource = authenticated(username)
+    try:
+        fields = json_object(request.get_data())
+    except InvalidRequest as exc:
+        raise ApiError(422, f'{exc} Send a JSON object such as {{"name": "mail.example.com"}}.') from None
+    unknown = sorted(set(fields) - set(FIELDS))
+    if unknown:
+        raise ApiError(422, f"Unknown field {unknown[0]!r}; a sending domain is added with its name only.")
+    domain = add_domain(db.session(), current_settings(), resource.id, fields.get("name"))
+    return _domain(domain), 201
+
+
+@bp.get("/<username>/sending_domains")
+def list_sending_domains(username: str) -> ResponseReturnValue:
+    resource = authenticated(username)
+    return {"sending_domains": [_domain(domain) for domain in resource_domains(db.session(), resource.id)]}
+
+
+@bp.get("/<username>/sending_domains/<name>")
+def show_sending_domain(username: str, name: str) -> ResponseReturnValue:
+    resource = authenticated(username)
+    return _domain(resource_domain(db.session(), current_settings(), resource.id, name))
+
+
+@bp.delete("/<username>/sending_domains/<name>")
+def remove_sending_domain(username: str, name: str) -> ResponseReturnValue:
+    resource = authenticated(username)
+    delete_domain(db.session(), current_settings(), resource.id, name)
+    return "", 204
+
+
+@bp.post("/<username>/sending_domains/<name>/verify")
+def verify_sending_domain(username: str, name: str) -> ResponseReturnValue:
+    resource = authenticated(username)
+    verification = verify_domain(db.session(), current_settings(), resource.id, name)
+    body = _domain(verification.domain)
+    body["checks"] = [_check(check) for check in verification.checks]
+    return body
+
+
+def _domain(domain: Domain) -> dict[str, Any]:
+    return {
+        "name": domain.name,
+        "state": "verified" if domain.verified_at else "pending",
+        "verified": domain.verified_at is not None,
+        "verified_at": _time(domain.verified_at),
+        "created_at": _time(domain.created_at),
+        "dkim_selector": domain.dkim_selector,
+        "dns_records": [_record(record) for record in dns_records(current_settings(), domain)],
+    }
+
+
+def _record(record: DnsRecord) -> dict[str, Any]:
+    return {"type": record.type, "name": record.name, "value": record.value, "purpose": record.purpose,
+            "required": record.required}
+
+
+def _check(check: RecordCheck) -> dict[str, Any]:
+    return {**_record(check.record), "status": check.status, "detail": check.detail}
+
+
+def _time(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
