@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.init_app(app)
     app.register_blueprint(health.bp)
 
-    from .views import addresses_api, api, messages, suppressions  # noqa: F401  (they add routes to api.bp)
+    from .views import addresses_api, api, events_webhook, messages, suppressions  # noqa: F401  (add to api.bp)
 
     app.register_blueprint(api.bp)
     app.register_blueprint(addresses_api.bp)

@@ -17,13 +17,15 @@ from provider.services.sending import SendingPolicy, accept, new_message_id
 from .conftest import SENDING_DOMAIN, Account
 
 
-def sent_message(db_session: Session, account: Account, recipients: list[str]) -> uuid.UUID:
+def sent_message(
+    db_session: Session, account: Account, recipients: list[str], *, domain: str = SENDING_DOMAIN
+) -> uuid.UUID:
     message_id = new_message_id()
     raw = (
-        f"From: Shop <orders@{SENDING_DOMAIN}>\r\nTo: {', '.join(recipients)}\r\n"
+        f"From: Shop <orders@{domain}>\r\nTo: {', '.join(recipients)}\r\n"
         "Subject: Your order\r\n\r\nThanks.\r\n"
     ).encode()
-    outgoing = from_smtp(f"orders@{SENDING_DOMAIN}", recipients, raw, str(message_id))
+    outgoing = from_smtp(f"orders@{domain}", recipients, raw, str(message_id))
     resource = db_session.get(Resource, account.resource_id)
     assert resource is not None
     accept(db_session, SendingPolicy(verify_sending_domains=True), resource, outgoing, message_id,
