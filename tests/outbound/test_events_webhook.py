@@ -24,6 +24,7 @@ from provider.models.base import utcnow
 from provider.outbound.dsn import DeliveryReport, RecipientStatus
 from provider.services.bounces import record_report
 from provider.services.events_webhook import MAX_EVENTS_PER_POST
+from provider.services.provisioning import deprovision
 from provider.settings import Settings
 from provider.tasks import DEFAULT_QUEUE, redis_connection
 from tests.heroku_standin.server import serve_wsgi
@@ -223,3 +224,15 @@ def test_the_webhook_is_set_checked_masked_encrypted_and_removed(
     assert client.get(path).status_code == 401
 
 
+
+
+def test_deprovisioning_erases_the_webhook(
+    client: FlaskClient, db_session: Session, settings: Settings, account: Account
+) -> None:
+    _with_webhook(client, account, "https://app:pw@e.example/events")
+
+    assert deprovision(db_session, settings, account.resource_id)
+
+    db_session.expire_all()
+    resource = db_session.get(Resource, account.resource_id)
+    assert resource is not None and resource.events_webhook_url_enc is None

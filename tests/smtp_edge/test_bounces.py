@@ -248,3 +248,19 @@ def test_real_servers_bounces_are_read(
         assert kinds == [QUEUED, DELIVERED]
     else:
         assert kinds == [QUEUED, DELIVERED, state]
+
+
+def test_a_bounce_the_database_cannot_take_is_deferred_not_lost(
+    edge: EdgeThread, settings: Settings, db_session: Session, account: Account
+) -> None:
+    message_id = sent_message(db_session, account, ["gone@remote.example"])
+    report = postfix_report(message_id, settings.bounce_domain, "gone@remote.example")
+    edge.restart(database_url="postgresql://nobody@127.0.0.1:9/nothing-listens")
+
+    code, text = bounce(edge, settings, message_id, report)
+
+    assert (code, text) == (451, b"4.3.0 Local error; try again later")
+    assert recipient(db_session, message_id, "gone@remote.example").state == DELIVERED
+    edge.restart(database_url=settings.database_url)
+    assert bounce(edge, settings, message_id, report)[0] == 250  # the bouncing server's retry
+    assert recipient(db_session, message_id, "gone@remote.example").state == BOUNCED
