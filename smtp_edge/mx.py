@@ -10,6 +10,8 @@ Flow of one transaction:
   no POST), parsed and rendered in a worker thread, POSTed, and the target's answer becomes the
   reply. The delivery runs as its own task: a client that hangs up after the final dot does not
   cancel a POST in flight, so the history always says what the target was told.
+- Bounces (RCPT to `bounces+<message id>@BOUNCE_DOMAIN`, the route `BOUNCES`) are not POSTed:
+  DATA hands them to smtp_edge/bounces.py, which records the delivery report.
 """
 
 from __future__ import annotations
