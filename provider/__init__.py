@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .views import errors, health
 
     errors.init_app(app)
+    from .views import events_webhook, suppressions  # noqa: F401  (they add routes to api.bp, below)
     app.register_blueprint(health.bp)
 
     # messages and sending_domains_api add their routes to api.bp

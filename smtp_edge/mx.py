@@ -10,6 +10,8 @@ Flow of one transaction:
   no POST), parsed and rendered in a worker thread, POSTed, and the target's answer becomes the
   reply. The delivery runs as its own task: a client that hangs up after the final dot does not
   cancel a POST in flight, so the history always says what the target was told.
+- Bounces (RCPT to `bounces+<message id>@BOUNCE_DOMAIN`, the route `BOUNCES`) are not POSTed:
+  DATA hands them to smtp_edge/bounces.py, which records the delivery report.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ from provider.models.inbound_message import (
 )
 from provider.plans import LARGEST_MESSAGE_BYTES
 from provider.services.history import Delivery
-from provider.services.routing import Route
+from provider.services.routing import BOUNCES, Route
 from provider.services.usage import quota_reached
 
+from .bounces import take_bounce
 from .context import EdgeContext, Recording
 from .handlers import BaseHandler
 from .payloads import PreparedPost, prepare_post
@@ -121,6 +124,8 @@ class MxHandler(BaseHandler):
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Transaction) -> str:
         route = envelope.route
         assert route is not None  # DATA needs an accepted recipient, which sets the route
+        if route.key == BOUNCES and not envelope.oversize:
+            return await self._bounce(envelope)
         message = self._message(session, envelope)
         # The delivery owns the SPF check from here: a client leaving after the final dot ends
         # the transaction (which would cancel the check) but not the delivery.
@@ -137,6 +142,15 @@ class MxHandler(BaseHandler):
         )
         del raw  # the task holds the only reference and drops it once the payload is built
         return await asyncio.shield(delivery)
+
+    async def _bounce(self, envelope: Transaction) -> str:
+        """A delivery report for outbound mail (smtp_edge/bounces.py): recorded, not POSTed.
+        Like a delivery, the recording runs on when the client hangs up after the final dot."""
+        raw = envelope.content
+        assert isinstance(raw, bytes)
+        envelope.content = envelope.original_content = None
+        task = take_bounce(self.context, envelope.sender, list(envelope.rcpt_tos), raw)
+        return await asyncio.shield(self.context.keep(asyncio.create_task(task)))
 
     async def data_flooded(self, session: Session, envelope: Transaction) -> None:
         """The client kept sending far past the limit and is being cut off: record the refusal."""

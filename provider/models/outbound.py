@@ -132,6 +132,7 @@ class Suppression(Base):
     """An address that hard-bounced: later messages to it are not attempted until removed."""
 
     __tablename__ = "suppressions"
+    __table_args__ = (Index("ix_suppressions_resource_created", "resource_id", "created_at"),)
 
     resource_id: Mapped[str] = mapped_column(
         ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True

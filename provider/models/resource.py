@@ -34,6 +34,8 @@ class Resource(Timestamps, Base):
     callback_url: Mapped[str | None] = mapped_column(String(2048))
     # log_input_url carries a logplex token in its userinfo, so it is a secret at rest.
     log_input_url_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Where delivery events are POSTed (services/events_webhook.py); may carry credentials too.
+    events_webhook_url_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     oauth_grant_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     oauth_grant_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     access_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -247,6 +247,7 @@ def deprovision(
     credentials.revoke_all(resource, now=now)
     oauth_tokens.forget_tokens(resource)
     resource.options = {}
+    resource.events_webhook_url_enc = None
     for address in resource.addresses:
         address.target_url = None
     session.execute(delete(Domain).where(Domain.resource_id == resource.id))

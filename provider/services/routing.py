@@ -8,7 +8,12 @@ A recipient reaches one of:
   accept. It goes to the operator: POSTed in the JSON format to POSTMASTER_TARGET_URL when that
   is set, otherwise accepted and written to the edge's log (sender, subject, Message-ID), since
   there is no resource to record it against;
-- a custom domain of a resource (`_custom_domain_route`; see there).
+- a custom domain of a resource (`_custom_domain_route`; see there);
+- a bounce address, `bounces+<message uuid>@BOUNCE_DOMAIN` (the VERP envelope sender of outbound
+  mail): its route (`BOUNCES`) is not POSTed anywhere, the edge reads the delivery report in it
+  (smtp_edge/bounces.py). Any other local part there is refused with 550 5.1.1, except
+  postmaster@, which RFC 5321 requires. When BOUNCE_DOMAIN is INBOUND_DOMAIN itself, only the
+  `bounces+` local parts are taken as bounces and the rest routes as forward addresses.
 
 Everything else is refused: an unknown, deprovisioned or target-less address with 550, any
 domain not served with 550 5.7.1 (never relay). A forward address costs one indexed query
@@ -31,6 +36,7 @@ from sqlalchemy.orm import Session
 from ..errors import NoTarget, RelayDenied, UnknownRecipient
 from ..models import Address, Resource, Usage
 from ..models.resource import DEPROVISIONED
+from ..outbound.verp import LOCAL_PREFIX, message_id_of
 from ..plans import DEFAULT_PLAN, LARGEST_MESSAGE_BYTES, PLANS, Plan, UnknownPlan, plan_named
 from ..settings import Settings
 from .usage import month_start
@@ -40,6 +46,8 @@ log = logging.getLogger(__name__)
 POSTMASTER = "postmaster"
 _LOCAL_ID = re.compile(r"[0-9a-f]{20}")
 TAG_SEPARATOR = "+"
+BOUNCES = "bounces"
+"""The key of the route every bounce address shares (one transaction may carry several)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,10 @@ def route_recipient(
     local, domain = split_address(recipient)
     if not local or not domain:
         raise UnknownRecipient()
+    if domain == settings.bounce_domain and (
+        domain != settings.inbound_domain or local.lower().startswith(LOCAL_PREFIX)
+    ):
+        return _bounce_route(settings, local)
     if domain == settings.inbound_domain:
         return _forward_address_route(session, settings, local, now=now)
     route = _custom_domain_route(session, settings, local, domain, now=now)
@@ -139,6 +151,14 @@ def _forward_address_route(
         inbound_this_month=int(row.inbound or 0),
         log_drain=bool(row.log_drain),
     )
+
+
+def _bounce_route(settings: Settings, local: str) -> Route:
+    if local.lower() == POSTMASTER:
+        return postmaster_route(settings)
+    if message_id_of(local) is None:
+        raise UnknownRecipient()
+    return Route(key=BOUNCES, target_url=None, format="json")
 
 
 def postmaster_route(settings: Settings) -> Route:

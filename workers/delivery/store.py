@@ -8,7 +8,6 @@ its recipients to come due again when the lease runs out; nothing else has to no
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from provider.models import OutboundEvent, OutboundMessage, OutboundRecipient, Suppression
 from provider.models.outbound import BOUNCED, DEFERRED, DELIVERED, RETRIES_EXHAUSTED
+from provider.outbound.bounce_rules import is_hard_bounce
 
 from .schedule import next_attempt
 from .transport import Reply
@@ -38,8 +38,6 @@ RETURNING r.id, r.message_id, r.resource_id, r.address, r.domain, r.attempts
 """
 _CLAIM_ANY = text(_CLAIM.format(extra=""))
 _CLAIM_MESSAGE = text(_CLAIM.format(extra="AND message_id = :message_id"))
-
-ENHANCED = re.compile(r"^\d{3}[ -]([245])\.(\d{1,3})\.\d{1,3}\b")
 
 
 @dataclass(frozen=True)
@@ -95,18 +93,6 @@ def messages(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, Message]:
         ).where(OutboundMessage.id.in_(ids))
     ).all()
     return {row.id: Message(*row) for row in rows}
-
-
-def is_hard_bounce(reply: Reply) -> bool:
-    """A permanent refusal of the address itself (RFC 3463 X.1.x: bad mailbox, no such domain),
-    or, when the server gives no enhanced code, the RFC 5321 codes that mean the same (550, 551,
-    553). A refusal of the content (5.7.x policy, 5.6.x media) says nothing of the address."""
-    if not reply.permanent:
-        return False
-    enhanced = ENHANCED.match(reply.text)
-    if enhanced:
-        return enhanced.group(2) == "1"
-    return reply.code in (550, 551, 553)
 
 
 def _new_state(result: Result, accepted_at: datetime, now: datetime) -> tuple[str, datetime | None]:

@@ -32,11 +32,12 @@ from sqlalchemy.orm import Session
 
 from provider.models import AppLogLine, Resource
 from provider.models.resource import DEPROVISIONED, PROVISIONED, PROVISIONING
-from provider.services import applog
+from provider.services import applog, events_webhook
 from provider.services.provisioning import purge_deprovisioned
 from provider.settings import Settings
 from provider.tasks import DEFAULT_QUEUE, PROVISIONING_QUEUE, redis_connection
 from workers.context import job_session, job_settings
+from workers.jobs.events_webhook import enqueue_posting
 from workers.jobs.provisioning import (
     COMPLETE_JOB,
     DEPROVISION_BACKOFF,
@@ -195,6 +196,11 @@ def sweep_once(
     for resource_id in deprovisions:
         provisioning.enqueue(DEPROVISION_JOB, resource_id)
     shipping = sum(applog.enqueue_shipping(settings, resource_id) for resource_id in stale)
+    unwanted_events = events_webhook.clear_unwanted(session)
+    webhooks = sum(
+        enqueue_posting(settings, resource_id)
+        for resource_id in events_webhook.resources_with_pending(session)
+    )
     purged = session.execute(
         delete(AppLogLine).where(AppLogLine.shipped_at < now - SHIPPED_KEPT_FOR)
     )
@@ -204,6 +210,8 @@ def sweep_once(
         "grant_exchanges": len(grants),
         "deprovision_actions": len(deprovisions),
         "log_shipping": shipping,
+        "events_webhooks": webhooks,
+        "unwanted_events": unwanted_events,
         "purged_log_lines": int(getattr(purged, "rowcount", 0) or 0),
         "purged_resources": purge_deprovisioned(session, now=now),
     }
