@@ -225,10 +225,3 @@ class AuthThrottled(TemporaryError):
     enhanced = "4.7.0"
     default_text = "Too many failed authentication attempts; try again later"
 
-
-class SendingNotEnabled(PermanentError):
-    """Submission authenticates, but outbound delivery through SMTP does not exist yet."""
-
-    code = 554
-    enhanced = "5.7.0"
-    default_text = "Sending mail through SMTP is not enabled on this service yet"
