@@ -225,3 +225,11 @@ class AuthThrottled(TemporaryError):
     enhanced = "4.7.0"
     default_text = "Too many failed authentication attempts; try again later"
 
+
+class AuthUnavailable(TemporaryError):
+    """The credential could not be checked (database out of reach): RFC 4954's temporary
+    authentication failure, so the client retries instead of taking its key for wrong."""
+
+    code = 454
+    enhanced = "4.7.0"
+    default_text = "Temporary authentication failure; try again later"

@@ -31,7 +31,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, Session
 from sqlalchemy.orm import Session as DbSession
 
-from provider.errors import AuthThrottled
+from provider.errors import AuthThrottled, AuthUnavailable
 from provider.models import Resource
 from provider.models.resource import PROVISIONED
 from provider.outbound.errors import AccountClosed, InvalidAddress, OutboundTooBig
@@ -236,7 +236,11 @@ class SubmissionSMTP(EdgeSMTP):
         except UnicodeDecodeError:
             pass
         else:
-            identity = await self.submission().check_credentials(username, key)
+            try:
+                identity = await self.submission().check_credentials(username, key)
+            except Exception:
+                log.exception("could not check AUTH credentials from %s", self._client())
+                return AuthResult(success=False, handled=False, message=AuthUnavailable().smtp_reply)
         if identity is None:
             self.submission().limiter.failed(self._client())
             log.info("failed AUTH from %s", self._client())
