@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from provider.errors import AuthThrottled, AuthUnavailable
 from provider.models import Resource
-from provider.models.resource import PROVISIONED
+from provider.models.resource import DEPROVISIONED
 from provider.outbound.errors import AccountClosed, InvalidAddress, OutboundTooBig
 from provider.outbound.limits import MAX_MESSAGE_BYTES, MAX_RECIPIENTS
 from provider.outbound.outgoing import Outgoing, from_smtp
@@ -111,7 +111,7 @@ def store(
     """One transaction: the account's checks, the message and its recipients, the commit (after
     which the delivery job is enqueued; a Redis failure there is logged, not raised)."""
     resource = session.get(Resource, resource_id)
-    if resource is None or resource.state != PROVISIONED:
+    if resource is None or resource.state == DEPROVISIONED:
         raise AccountClosed()
     accept(session, policy, resource, outgoing, message_id, wake=wake_delivery(redis_url))
     session.commit()

@@ -3,7 +3,9 @@
 The JSON API sees each attachment's file name in the request; a submitted message carries its
 names in the MIME parts, so they are read with the inbound parser, which walks any structure in
 bounded time and memory (caps on depth and part count) where the email package would recurse
-and, for hostile nesting, fail with a RecursionError.
+and, for hostile nesting, fail with a RecursionError. A structure past the parser's caps (parts,
+headers, multipart depth, where it would pass a subtree on unread) is refused as too complex,
+so no attachment goes out unchecked.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import mimetypes
 
 from ..errors import UnprocessableMessage
 from ..inbound import MessageTooComplex, parse_message
+from ..inbound.parse import UNPARSED_NAME
 from .errors import BlockedAttachment
 from .limits import BLOCKED_EXTENSIONS
 
@@ -30,6 +33,8 @@ def refuse_blocked_attachments(raw: bytes) -> None:
         raise UnprocessableMessage() from None
     for attachment in parsed.attachments:
         name = attachment.file_name
+        if name == UNPARSED_NAME and attachment.content_type == "message/rfc822":
+            raise UnprocessableMessage()
         if "." not in name or _unnamed(name, attachment.content_type):
             continue
         extension = name.rpartition(".")[2].lower()
