@@ -17,6 +17,8 @@ from tests.outbound.conftest import SENDING_DOMAIN, Account
 
 from .conftest import EdgeThread
 
+SMTP_TIMEOUT = 20.0
+"""Seconds smtplib waits for each reply: the deadline for every answer in these tests."""
 FROM = f"Shop <orders@{SENDING_DOMAIN}>"
 QUEUED = re.compile(r"Thanks! Queued as: ([0-9a-f-]{36})")
 
@@ -43,7 +45,9 @@ def insecure_context() -> ssl.SSLContext:
 @contextmanager
 def submission_client(edge: EdgeThread, account: Account | None = None) -> Iterator[smtplib.SMTP]:
     """smtplib on the submission port after STARTTLS, logged in when `account` is given."""
-    with smtplib.SMTP("127.0.0.1", edge.submission_port, local_hostname="app.example", timeout=60) as client:
+    with smtplib.SMTP(
+        "127.0.0.1", edge.submission_port, local_hostname="app.example", timeout=SMTP_TIMEOUT
+    ) as client:
         client.starttls(context=insecure_context())
         client.ehlo()
         if account is not None:

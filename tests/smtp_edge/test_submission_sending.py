@@ -5,14 +5,18 @@ limits and the account's rules refuse the rest with the reply each deserves."""
 from __future__ import annotations
 
 import base64
+import os
+import signal
 import smtplib
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from redis import Redis
 from rq import Queue
 from sqlalchemy.orm import Session
 
+from dev.services import start_redis
 from provider.models import Resource, Usage
 from provider.models.base import utcnow
 from provider.models.outbound import QUEUED
@@ -259,6 +263,26 @@ def test_with_redis_out_of_reach_the_committed_message_still_gets_its_250(
     assert code == 250
     message = stored(db_session, queued_id(reply))
     assert [(r.state, r.next_attempt_at is not None) for r in message.recipients] == [(QUEUED, True)]
+
+
+def test_a_stalled_redis_does_not_hold_the_250_of_a_committed_message(
+    edge: EdgeThread, account: Account, db_session: Session, tmp_path: Path
+) -> None:
+    """A Redis that takes connections and never answers (SIGSTOP): the enqueue after the commit
+    gives up after its bounded socket timeouts (`provider.tasks.redis_connection`) and the 250 is
+    sent; the delivery worker's poller finds the queued recipient."""
+    redis_url, redis = start_redis(tmp_path / "redis")
+    assert Redis.from_url(redis_url, socket_timeout=10).ping()  # listening, not just bound
+    edge.restart(redis_url=redis_url)
+    os.kill(redis.pid, signal.SIGSTOP)
+    try:
+        code, reply = submit(edge, account, ["ann@example.com"], mail())  # smtplib's own deadline
+    finally:
+        os.kill(redis.pid, signal.SIGCONT)
+        redis.terminate()
+        redis.wait(timeout=30)
+    assert code == 250
+    assert [r.state for r in stored(db_session, queued_id(reply)).recipients] == [QUEUED]
 
 
 def test_sending_domain_verification_off_lets_any_from_domain_send(
