@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue
 from sqlalchemy.orm import Session
@@ -82,6 +83,20 @@ def test_a_submitted_message_is_stored_for_every_rcpt_and_the_250_carries_its_id
     assert message.raw.endswith(b"\r\n\r\nYour order shipped.\r\n")
     queue = Queue(OUTBOUND_QUEUES["priority"], connection=redis)
     assert f"deliver-{message_id}" in queue.job_ids
+
+
+def test_the_queued_id_is_the_one_the_messages_api_shows(
+    edge: EdgeThread, account: Account, client: FlaskClient
+) -> None:
+    raw = mail(extra="X-CloudMTA-Tags: api-check\r\n")
+    code, reply = submit(edge, account, ["ann@example.com"], raw)
+    assert code == 250
+    message_id = queued_id(reply)
+    shown = client.get(account.path(f"messages/{message_id}"), headers=account.auth)
+    assert shown.status_code == 200, shown.get_data(as_text=True)
+    body = shown.get_json()
+    assert (body["id"], body["source"], body["tags"]) == (str(message_id), "smtp", ["api-check"])
+    assert [(r["address"], r["state"]) for r in body["recipients"]] == [("ann@example.com", "queued")]
 
 
 def test_messages_without_a_class_go_to_the_standard_queue_untagged(
