@@ -10,7 +10,7 @@ PYTEST_ARGS ?= $(if $(DATABASE_URL),-n 0,-n auto)
 NPM_DEPS := $(if $(wildcard tests/npm/package-lock.json),$(NPM_STAMP))
 TOOLS_STAMP := .data/tools/.installed
 
-.PHONY: run test lint bench venv clean
+.PHONY: run test lint bench venv clean ruby-mail
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || "$$(bin/find-python)" -m venv $(VENV)
@@ -26,6 +26,10 @@ $(TOOLS_STAMP): bin/fetch-smtp-tools
 	bin/fetch-smtp-tools .data/tools
 	touch $(TOOLS_STAMP)
 
+# Ruby's mail gem for the submission test (apt when missing; a quick check otherwise).
+ruby-mail:
+	bin/fetch-ruby-mail
+
 venv: $(STAMP)
 
 ## Run the whole service (web, smtp, worker) on embedded PostgreSQL and Redis unless DATABASE_URL/REDIS_URL are set.
@@ -33,7 +37,7 @@ run: $(STAMP) $(NPM_DEPS)
 	$(PY) -m dev.run
 
 ## Run the whole test suite against real PostgreSQL and Redis (embedded unless DATABASE_URL/REDIS_URL are set).
-test: $(STAMP) $(NPM_DEPS) $(TOOLS_STAMP)
+test: $(STAMP) $(NPM_DEPS) $(TOOLS_STAMP) ruby-mail
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -226,12 +226,13 @@ class AuthThrottled(TemporaryError):
     default_text = "Too many failed authentication attempts; try again later"
 
 
-class SendingNotEnabled(PermanentError):
-    """Submission authenticates, but outbound delivery through SMTP does not exist yet."""
+class AuthUnavailable(TemporaryError):
+    """The credential could not be checked (database out of reach): RFC 4954's temporary
+    authentication failure, so the client retries instead of taking its key for wrong."""
 
-    code = 554
-    enhanced = "5.7.0"
-    default_text = "Sending mail through SMTP is not enabled on this service yet"
+    code = 454
+    enhanced = "4.7.0"
+    default_text = "Temporary authentication failure; try again later"
 
 
 # --- The stores every process depends on --------------------------------------------------------

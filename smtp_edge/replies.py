@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from provider.errors import DomainError, TemporaryError, UnprocessableMessage
 from provider.inbound import MessageTooComplex
@@ -12,6 +13,12 @@ log = logging.getLogger(__name__)
 RCPT_OK = "250 2.1.5 OK"
 MAIL_OK = "250 2.1.0 OK"
 POSTMASTER_OK = "250 2.0.0 Accepted for the postmaster"
+
+
+def queued(message_id: uuid.UUID) -> str:
+    """Submission's answer once the message is committed: CloudMailin's own words, with the id
+    that the API's GET /messages/<id> shows."""
+    return f"250 Thanks! Queued as: {message_id}"
 
 
 def accepted(http_status: int) -> str:

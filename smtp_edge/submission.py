@@ -2,39 +2,54 @@
 
 STARTTLS comes first (nothing but EHLO/NOOP/STARTTLS/QUIT before it), then AUTH PLAIN or
 LOGIN, checked by `credentials.authenticate` in a DB thread; MAIL without AUTH is refused with
-530 5.7.0. Failed attempts are counted per client address, and past the limit AUTH answers
-454 4.7.0 until the window passes, which keeps key guessing slow without locking out a user
+530 5.7.0 (no open relay). Failed attempts are counted per client address, and past the limit AUTH
+answers 454 4.7.0 until the window passes, which keeps key guessing slow without locking out a user
 who mistyped once.
 
-Outbound delivery is not built yet, so an authenticated session is told so plainly at DATA
-(554 5.7.0): a permanent refusal, because retrying will not help until the feature exists.
+An authenticated session sends as the API does, with the same limits (`provider.outbound.limits`):
+20 RCPT (452 4.5.3 for the next), 10 MB (552 5.3.4 at MAIL SIZE= or after DATA). After DATA the
+message becomes an `Outgoing` (`from_smtp`: class and tags headers honoured and removed, Bcc
+dropped, attachment names checked) off the event loop, and `services.sending.accept` stores it in
+one transaction in a DB thread. `250 Thanks! Queued as: <uuid>` is sent only after the commit, so
+an outage (PostgreSQL down) is a 451 the client retries, never a 250 for mail that was not kept.
+The delivery job is enqueued after the commit; if Redis does not take it, the message is still
+queued in PostgreSQL and the delivery worker's poller finds it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import logging
 import time
+import uuid
 from base64 import b64decode
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Session
+from sqlalchemy.orm import Session as DbSession
 
-from provider.errors import AuthThrottled, SendingNotEnabled
-from provider.plans import MB
+from provider.errors import AuthThrottled, AuthUnavailable
+from provider.models import Resource
+from provider.models.resource import DEPROVISIONED
+from provider.outbound.errors import AccountClosed, InvalidAddress, OutboundTooBig
+from provider.outbound.limits import MAX_MESSAGE_BYTES, MAX_RECIPIENTS
+from provider.outbound.outgoing import Outgoing, from_smtp
+from provider.outbound.request import ADDR_SPEC
 from provider.services.credentials import authenticate
+from provider.services.sending import SendingPolicy, accept, new_message_id
+from provider.tasks import wake_delivery
 
 from .context import EdgeContext
 from .handlers import BaseHandler
 from .protocol import EdgeSMTP
+from .replies import RCPT_OK, queued, reply_for
 from .transaction import SessionFacts, Transaction
 
 log = logging.getLogger(__name__)
 
-MAX_OUTBOUND_BYTES = 10 * MB
-MAX_OUTBOUND_RECIPIENTS = 20
 AUTH_FAILURES_ALLOWED = 5
 AUTH_WINDOW = 300.0
 TRACKED_CLIENTS = 10_000
@@ -83,9 +98,28 @@ class AuthLimiter:
             del self._failures[next(iter(self._failures))]
 
 
+class SubmissionTransaction(Transaction):
+    @property
+    def size_limit(self) -> int:
+        return MAX_MESSAGE_BYTES
+
+
+def store(
+    session: DbSession, resource_id: str, outgoing: Outgoing, message_id: uuid.UUID,
+    policy: SendingPolicy, redis_url: str,
+) -> None:
+    """One transaction: the account's checks, the message and its recipients, the commit (after
+    which the delivery job is enqueued; a Redis failure there is logged, not raised)."""
+    resource = session.get(Resource, resource_id)
+    if resource is None or resource.state == DEPROVISIONED:
+        raise AccountClosed()
+    accept(session, policy, resource, outgoing, message_id, wake=wake_delivery(redis_url))
+    session.commit()
+
+
 class SubmissionHandler(BaseHandler):
-    max_message_bytes = MAX_OUTBOUND_BYTES
-    max_recipients = MAX_OUTBOUND_RECIPIENTS
+    max_message_bytes = MAX_MESSAGE_BYTES
+    max_recipients = MAX_RECIPIENTS
 
     def __init__(self, context: EdgeContext, limiter: AuthLimiter | None = None) -> None:
         self.context = context
@@ -102,14 +136,55 @@ class SubmissionHandler(BaseHandler):
         resource_id = await self.context.in_db(check)
         return Identity(username, resource_id) if resource_id else None
 
-    async def refuse_data(
-        self, server: SMTP, session: Session, envelope: Transaction
-    ) -> str | None:
-        return SendingNotEnabled().smtp_reply
+    async def recipient(self, session: Session, envelope: Transaction, address: str) -> str:
+        if not ADDR_SPEC.fullmatch(address):
+            return InvalidAddress(f"Not a deliverable address: {address!r}").smtp_reply
+        envelope.rcpt_tos.append(address)
+        return RCPT_OK
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Transaction) -> str:
+        if envelope.oversize:
+            return OutboundTooBig(MAX_MESSAGE_BYTES).smtp_reply
+        identity = session.auth_data
+        assert isinstance(identity, Identity)  # aiosmtpd runs DATA only after AUTH (auth_required)
+        data = envelope.content
+        assert isinstance(data, bytes)
+        envelope.content = envelope.original_content = None
+        # The message is stored even if the client leaves right after the final dot: it may
+        # have been committed already, and half-done work must not be cut short in any case.
+        task = self.context.keep(
+            asyncio.create_task(self._submit(identity, envelope.sender, list(envelope.rcpt_tos), data))
+        )
+        del data
+        return await asyncio.shield(task)
+
+    async def _submit(self, identity: Identity, sender: str, recipients: list[str], data: bytes) -> str:
+        settings = self.context.settings
+        message_id = new_message_id()
+        try:
+            outgoing = await self.context.in_cpu(
+                len(data), from_smtp, sender, recipients, data, str(message_id)
+            )
+            del data
+            policy = SendingPolicy(verify_sending_domains=settings.sending_domain_verification)
+            await self.context.in_db(
+                store, identity.resource_id, outgoing, message_id, policy, settings.redis_url
+            )
+        except Exception as exc:
+            reply = reply_for(exc)
+            log.info("submission by %s refused: %s", identity.username, reply)
+            return reply
+        log.info(
+            "queued %s from %s for %d recipients", message_id, identity.username, len(recipients)
+        )
+        return queued(message_id)
 
 
 class SubmissionSMTP(EdgeSMTP):
     """AUTH PLAIN and LOGIN with the credential check off the event loop and rate limited."""
+
+    def _create_envelope(self) -> SubmissionTransaction:
+        return SubmissionTransaction()
 
     def submission(self) -> SubmissionHandler:
         handler = self.event_handler
@@ -161,7 +236,11 @@ class SubmissionSMTP(EdgeSMTP):
         except UnicodeDecodeError:
             pass
         else:
-            identity = await self.submission().check_credentials(username, key)
+            try:
+                identity = await self.submission().check_credentials(username, key)
+            except Exception:
+                log.exception("could not check AUTH credentials from %s", self._client())
+                return AuthResult(success=False, handled=False, message=AuthUnavailable().smtp_reply)
         if identity is None:
             self.submission().limiter.failed(self._client())
             log.info("failed AUTH from %s", self._client())

@@ -19,7 +19,8 @@ NPM_DIR = Path(__file__).resolve().parent / "npm"
 HEROKU_BIN = NPM_DIR / "node_modules" / ".bin" / "heroku"
 CLOUDMAILIN_PACKAGE = NPM_DIR / "node_modules" / "cloudmailin"
 EXPRESS_PACKAGE = NPM_DIR / "node_modules" / "express"
-NPM_PACKAGES = (HEROKU_BIN, CLOUDMAILIN_PACKAGE, EXPRESS_PACKAGE)
+NODEMAILER_PACKAGE = NPM_DIR / "node_modules" / "nodemailer"
+NPM_PACKAGES = (HEROKU_BIN, CLOUDMAILIN_PACKAGE, EXPRESS_PACKAGE, NODEMAILER_PACKAGE)
 
 
 def ensure_npm_tools() -> None:

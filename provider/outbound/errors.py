@@ -83,6 +83,13 @@ class SenderNotAllowed(MessageRefused):
         )
 
 
+class AccountClosed(MessageRefused):
+    """The resource was deprovisioned after the SMTP session authenticated."""
+
+    enhanced = "5.7.1"
+    default_text = "This add-on has been removed; it can no longer send mail"
+
+
 class OutboundQuotaExceeded(TemporaryError):
     """The plan's monthly outbound count is used up: it frees up next month or on upgrade."""
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import getaddresses
 
+from .attachments import refuse_blocked_attachments
 from .compose import compose, crlf, field_names, header_values, rewrite_head, standard_fields
 from .errors import InvalidAddress, MessageRefused, OutboundTooBig, TooManyRecipients
 from .limits import API_TAG, MAX_MESSAGE_BYTES, MAX_RECIPIENTS
@@ -83,6 +84,7 @@ def from_smtp(
     raw = crlf(data)
     if len(raw) > MAX_MESSAGE_BYTES:
         raise OutboundTooBig(MAX_MESSAGE_BYTES)
+    refuse_blocked_attachments(raw)
     priority = read_priority(next(iter(header_values(raw, CLASS_HEADER)), None))
     tags = _tags_from(header_values(raw, TAGS_HEADER))
     from_header = next(iter(header_values(raw, "From")), "")

@@ -1,5 +1,5 @@
-"""The submission listener: STARTTLS, then AUTH with the SMTP URL's user and key, then an honest
-refusal at DATA until outbound sending exists."""
+"""The submission listener: STARTTLS, then AUTH with the SMTP URL's user and key (sending itself:
+test_submission_sending.py and test_submission_clients.py)."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def test_before_starttls_there_is_no_auth_and_nothing_but_starttls_works(edge: E
     )
 
 
-def test_the_smtp_url_credentials_authenticate_with_plain_and_sending_is_refused_honestly(
+def test_the_smtp_url_credentials_authenticate_with_plain_and_open_a_transaction(
     edge: EdgeThread, credential: IssuedCredential
 ) -> None:
     smtp = tls_session(edge)
@@ -85,7 +85,7 @@ def test_the_smtp_url_credentials_authenticate_with_plain_and_sending_is_refused
             ),
             (f"MAIL FROM:<{SENDER}>", ["250 2.1.0 OK"]),
             ("RCPT TO:<someone@example.com>", ["250 2.1.5 OK"]),
-            ("DATA", ["554 5.7.0 Sending mail through SMTP is not enabled on this service yet"]),
+            ("DATA", ["354 End data with <CR><LF>.<CR><LF>"]),
         ],
     )
 
@@ -114,7 +114,7 @@ def test_smtplib_logs_in_with_the_smtp_url(edge: EdgeThread, credential: IssuedC
         )
         with pytest.raises(smtplib.SMTPDataError) as refused:
             client.sendmail(SENDER, ["someone@example.com"], message())
-        assert refused.value.smtp_code == 554
+        assert refused.value.smtp_code == 550  # sender.example is no sending domain of this account
 
 
 def test_a_wrong_key_or_unknown_user_is_refused(
