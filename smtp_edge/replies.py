@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import uuid
 
-from provider.errors import DomainError, TemporaryError, UnprocessableMessage
+from provider.db import database_unavailable
+from provider.errors import DatabaseUnavailable, DomainError, TemporaryError, UnprocessableMessage
 from provider.inbound import MessageTooComplex
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,10 @@ def error_for(exc: BaseException) -> DomainError:
         return exc
     if isinstance(exc, MessageTooComplex):
         return UnprocessableMessage()
+    if database_unavailable(exc):
+        # An outage, not a bug: the sender retries (451), and one line says so without a trace.
+        log.warning("database unreachable while handling mail: %s", type(exc).__name__)
+        return DatabaseUnavailable()
     log.error("unexpected error while handling mail", exc_info=exc)
     return TemporaryError()
 

@@ -259,7 +259,9 @@ def test_a_bounce_the_database_cannot_take_is_deferred_not_lost(
 
     code, text = bounce(edge, settings, message_id, report)
 
-    assert (code, text) == (451, b"4.3.0 Local error; try again later")
+    assert (code, text) == (
+        451, b"4.3.0 CloudMailin cannot reach its database right now; try again in a few seconds"
+    )
     assert recipient(db_session, message_id, "gone@remote.example").state == DELIVERED
     edge.restart(database_url=settings.database_url)
     assert bounce(edge, settings, message_id, report)[0] == 250  # the bouncing server's retry
