@@ -6,7 +6,8 @@ enqueues after its commit); PostgreSQL still says what is unfinished: resources 
 attempt ever touched; OAuth grants of provisioned resources never swapped for tokens while they
 can still be; deprovision actions of given-up provisions that never reached Heroku; and app log
 lines that nobody shipped. The sweep also deletes shipped log lines after a day
-and purges deprovisioned resources (`provisioning.purge_deprovisioned`).
+purges deprovisioned resources (`provisioning.purge_deprovisioned`) and history past the plan's
+`history_days` (`retention.purge_expired_history`).
 
 It runs every `SWEEP_INTERVAL` seconds on RQ's scheduler, under a job id named for its time slot,
 so one sweep per slot is scheduled however many workers ask. The schedule itself lives in Redis,
@@ -34,6 +35,7 @@ from provider.models import AppLogLine, Resource
 from provider.models.resource import DEPROVISIONED, PROVISIONED, PROVISIONING
 from provider.services import applog, events_webhook
 from provider.services.provisioning import purge_deprovisioned
+from provider.services.retention import purge_expired_history
 from provider.settings import Settings
 from provider.tasks import DEFAULT_QUEUE, PROVISIONING_QUEUE, redis_connection
 from workers.context import job_session, job_settings
@@ -215,6 +217,9 @@ def sweep_once(
         "purged_log_lines": int(getattr(purged, "rowcount", 0) or 0),
         "purged_resources": purge_deprovisioned(session, now=now),
     }
+    expired = purge_expired_history(session, now)
+    counts["purged_inbound_history"] = expired["inbound"]
+    counts["purged_outbound_history"] = expired["outbound"]
     if any(counts[kind] for kind in REENQUEUED):
         log.info("sweep re-enqueued lost work: %s", counts)
     return counts
