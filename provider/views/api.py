@@ -1,4 +1,5 @@
-"""The customer API under /api/v0.1: `GET /api/v0.1/<username>/incoming_statuses`.
+"""The customer API under /api/v0.1: `GET /api/v0.1/<username>/incoming_statuses`, and the API's
+OpenAPI document at `GET /api/v0.1/openapi.json` (`provider/api_spec`).
 
 Authentication is CloudMailin's: `Authorization: Bearer <API key>` with the username in the path
 (the USER:KEY pair of CLOUDMAILIN_SMTP_URL). Errors are `{"status": <code>, "error": "<text>"}`.
@@ -26,6 +27,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
+from ..api_spec import document_bytes
 from ..db import db
 from ..models import Resource
 from ..services.credentials import authenticate
@@ -83,6 +85,12 @@ def page_response(page: Page, name: str, endpoint: str, **path: Any) -> Response
     response = jsonify(body)
     response.headers["Link"] = f'<{next_url}>; rel="next"'
     return response
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> ResponseReturnValue:
+    """The API's description (no authentication: it holds nothing of any account)."""
+    return Response(document_bytes(), mimetype="application/json")
 
 
 @bp.get("/<username>/incoming_statuses")
