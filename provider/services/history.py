@@ -1,25 +1,37 @@
 """The inbound history: one InboundMessage per message and target, and the queries over it.
 
 Rows are written by the SMTP edge after it has decided its reply (the refusals at RCPT, the
-target's verdict after DATA) and read by the dashboard and `GET .../incoming_statuses`.
+target's verdict after DATA) and read through `read_history`, which `GET .../incoming_statuses`
+and the dashboard both call with their query parameters (parsing and paging: `services.paging`).
 The target URL is stored as shown to people (a password in it masked), never with credentials.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..models import InboundMessage
 from ..models.base import utcnow
 from .addresses import display_target
+from .paging import (
+    Cursor,
+    Page,
+    QueryParams,
+    cursor_param,
+    iso_time,
+    keyset_page,
+    like_pattern,
+    page_limit,
+    row_id,
+    text_param,
+    time_range,
+)
 
 RESPONSE_BODY_LIMIT = 2048
 """Characters of a failed response body kept (spec: the first 2 KB)."""
@@ -116,68 +128,41 @@ class HistoryFilter:
     until: datetime | None = None  # received before
 
 
-class InvalidCursor(ValueError):
-    """A paging cursor this service did not hand out."""
+def history_filter(params: QueryParams) -> HistoryFilter:
+    """The filters of `incoming_statuses` (and the dashboard's inbound page) from its query."""
+    since, until = time_range(params)
+    return HistoryFilter(
+        status=text_param(params, "status"),
+        to=text_param(params, "to"),
+        sender=text_param(params, "from"),
+        subject=text_param(params, "subject"),
+        since=since,
+        until=until,
+    )
 
 
-MAX_ROW_ID = 2**63 - 1
-"""Row ids are PostgreSQL bigints; a cursor naming a larger one was not handed out here and would
-make the query fail instead of matching nothing."""
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Keyset position: the last row of a page (newest first means: continue below it)."""
-
-    received_at: datetime
-    id: int
-
-    def encode(self) -> str:
-        raw = f"{self.received_at.isoformat()}|{self.id}".encode()
-        return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-    @classmethod
-    def decode(cls, text: str) -> Cursor:
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
-            stamp, _, ident = raw.partition("|")
-            received_at = datetime.fromisoformat(stamp)
-            if received_at.tzinfo is None:
-                raise ValueError("naive time")
-            if not (ident.isascii() and ident.isdigit()) or int(ident) > MAX_ROW_ID:
-                raise ValueError("not a row id")
-            return cls(received_at, int(ident))
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise InvalidCursor("cursor is not one this API returned") from None
-
-
-def _like(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def history_query(resource_id: str, filters: HistoryFilter) -> Select[Any]:
-    """Newest first (received time, then id), served by ix_inbound_messages_resource_received."""
+def history_query(resource_id: str, filters: HistoryFilter) -> Select[InboundMessage]:
+    """Served by ix_inbound_messages_resource_received (paged newest first by `keyset_page`)."""
     query = select(InboundMessage).where(InboundMessage.resource_id == resource_id)
     if filters.status:
         query = query.where(InboundMessage.status == filters.status)
     if filters.to:
         # Any recipient of the message, not only the one the row is for (envelope.to).
-        pattern = _like(filters.to)
+        pattern = like_pattern(filters.to)
         recipient = func.unnest(InboundMessage.recipients).column_valued("recipient")
         query = query.where(or_(
             InboundMessage.envelope_to.ilike(pattern, escape="\\"),
             exists(select(1).where(recipient.ilike(pattern, escape="\\"))),
         ))
     if filters.sender:
-        query = query.where(InboundMessage.envelope_from.ilike(_like(filters.sender), escape="\\"))
+        query = query.where(InboundMessage.envelope_from.ilike(like_pattern(filters.sender), escape="\\"))
     if filters.subject:
-        query = query.where(InboundMessage.subject.ilike(_like(filters.subject), escape="\\"))
+        query = query.where(InboundMessage.subject.ilike(like_pattern(filters.subject), escape="\\"))
     if filters.since:
         query = query.where(InboundMessage.received_at >= filters.since)
     if filters.until:
         query = query.where(InboundMessage.received_at < filters.until)
-    return query.order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+    return query
 
 
 def history_page(
@@ -186,22 +171,42 @@ def history_page(
     filters: HistoryFilter,
     *,
     limit: int,
-    after: Cursor | None = None,
-) -> tuple[list[InboundMessage], Cursor | None]:
-    """One page of at most `limit` rows, and the cursor of the next page (None on the last)."""
-    query = history_query(resource_id, filters)
-    if after is not None:
-        query = query.where(
-            or_(
-                InboundMessage.received_at < after.received_at,
-                and_(
-                    InboundMessage.received_at == after.received_at,
-                    InboundMessage.id < after.id,
-                ),
-            )
-        )
-    rows: list[InboundMessage] = list(session.scalars(query.limit(limit + 1)))
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    return rows, Cursor(rows[-1].received_at, rows[-1].id)
+    after: Cursor[int] | None = None,
+) -> tuple[list[InboundMessage], Cursor[int] | None]:
+    """One page of at most `limit` rows, newest first, and the cursor of the next page."""
+    return keyset_page(
+        session, history_query(resource_id, filters), InboundMessage.received_at, InboundMessage.id,
+        limit=limit, after=after,
+    )
+
+
+def read_history(session: Session, resource_id: str, params: QueryParams) -> Page:
+    """A page of the inbound history as `incoming_statuses` answers it; `InvalidQuery` for bad input."""
+    filters = history_filter(params)
+    limit = page_limit(params)
+    after = cursor_param(params, row_id)
+    rows, following = history_page(session, resource_id, filters, limit=limit, after=after)
+    return Page([incoming_status(row) for row in rows], following.encode() if following else None)
+
+
+def incoming_status(row: InboundMessage) -> dict[str, Any]:
+    """One history row as the API shows it (the target URL was stored masked)."""
+    return {
+        "id": row.id,
+        "received_at": iso_time(row.received_at),
+        "status": row.status,
+        "http_status": row.http_status,
+        "from": row.envelope_from,
+        "to": row.envelope_to,
+        "recipients": list(row.recipients),
+        "message_id": row.message_id,
+        "subject": row.subject,
+        "size": row.size,
+        "spf": row.spf_result,
+        "tls": row.tls,
+        "remote_ip": row.remote_ip,
+        "target_url": row.target_url,
+        "smtp_reply": row.smtp_reply,
+        "response_body": row.response_body,
+        "target_ms": row.target_ms,
+    }
