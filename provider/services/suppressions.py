@@ -9,61 +9,37 @@ removal matches whatever case the caller writes.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from dataclasses import dataclass
-from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ..models import Suppression
-from .history import InvalidCursor
+from .paging import Page, QueryParams, cursor_param, iso_time, keyset_page, page_limit
 
-__all__ = ["InvalidCursor", "Position", "remove", "suppression_page"]
-
-
-@dataclass(frozen=True)
-class Position:
-    """Keyset position: the last entry of a page (newest first; then by address)."""
-
-    created_at: datetime
-    address: str
-
-    def encode(self) -> str:
-        raw = f"{self.created_at.isoformat()}|{self.address}".encode()
-        return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-    @classmethod
-    def decode(cls, text: str) -> Position:
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8")
-            stamp, bar, address = raw.partition("|")
-            created_at = datetime.fromisoformat(stamp)
-            if not bar or created_at.tzinfo is None:
-                raise ValueError("not a position")
-            return cls(created_at, address)
-        except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise InvalidCursor("cursor is not one this API returned") from None
+__all__ = ["entry", "read_suppressions", "remove"]
 
 
-def suppression_page(
-    session: Session, resource_id: str, *, limit: int, after: Position | None = None
-) -> tuple[list[Suppression], Position | None]:
-    """Up to `limit` entries, newest first, and the position of the next page (None: last page)."""
+def _address_key(text: str) -> str:
+    if not text or text != text.strip().lower():
+        raise ValueError("not a stored address")
+    return text
+
+
+def entry(row: Suppression) -> dict[str, Any]:
+    return {"address": row.address, "reason": row.reason, "created_at": iso_time(row.created_at)}
+
+
+def read_suppressions(session: Session, resource_id: str, params: QueryParams) -> Page:
+    """A page of the list, newest first, paged as every list of the API is (`limit`, `cursor`);
+    `paging.InvalidQuery` for bad input."""
+    limit = page_limit(params)
+    after = cursor_param(params, _address_key)
     query = select(Suppression).where(Suppression.resource_id == resource_id)
-    if after is not None:
-        query = query.where(or_(
-            Suppression.created_at < after.created_at,
-            and_(Suppression.created_at == after.created_at, Suppression.address > after.address),
-        ))
-    rows = list(session.scalars(
-        query.order_by(Suppression.created_at.desc(), Suppression.address).limit(limit + 1)
-    ))
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], Position(last.created_at, last.address)
+    rows, following = keyset_page(
+        session, query, Suppression.created_at, Suppression.address, limit=limit, after=after
+    )
+    return Page([entry(row) for row in rows], following.encode() if following else None)
 
 
 def remove(session: Session, resource_id: str, address: str) -> bool:

@@ -9,48 +9,19 @@ After a removal the next message to the address is queued and attempted again. T
 
 from __future__ import annotations
 
-from datetime import UTC
-from typing import Any
-from urllib.parse import urlencode
-
-from flask import jsonify, request, url_for
+from flask import request
 from flask.typing import ResponseReturnValue
 
 from ..db import db
-from ..models import Suppression
-from ..services.suppressions import InvalidCursor, Position, remove, suppression_page
-from .api import ApiError, _limit, authenticated, bp
-
-
-def _entry(row: Suppression) -> dict[str, Any]:
-    return {
-        "address": row.address,
-        "reason": row.reason,
-        "created_at": row.created_at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-    }
+from ..services.suppressions import read_suppressions, remove
+from .api import ApiError, authenticated, bp, page_response
 
 
 @bp.get("/<username>/suppressions")
 def list_suppressions(username: str) -> ResponseReturnValue:
     resource = authenticated(username)
-    limit = _limit()
-    cursor_text = request.args.get("cursor")
-    try:
-        after = Position.decode(cursor_text) if cursor_text else None
-    except InvalidCursor as exc:
-        raise ApiError(422, str(exc)) from None
-    rows, following = suppression_page(db.session(), resource.id, limit=limit, after=after)
-    body: dict[str, Any] = {"suppressions": [_entry(row) for row in rows]}
-    if following is not None:
-        token = following.encode()
-        query = {key: value for key, value in request.args.items() if key != "cursor"}
-        query["cursor"] = token
-        body["next_cursor"] = token
-        body["next"] = url_for(".list_suppressions", username=username) + "?" + urlencode(query)
-    response = jsonify(body)
-    if following is not None:
-        response.headers["Link"] = f'<{body["next"]}>; rel="next"'
-    return response
+    page = read_suppressions(db.session(), resource.id, request.args)
+    return page_response(page, "suppressions", ".list_suppressions", username=username)
 
 
 @bp.delete("/<username>/suppressions/<path:address>")

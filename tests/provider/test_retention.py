@@ -44,7 +44,8 @@ def _outbound(db: Session, resource_id: str, days_old: float, state: str) -> uui
 
 def _count(db: Session, model: type, resource_id: str) -> int:
     db.expire_all()
-    return int(db.scalar(select(func.count()).select_from(model).where(model.resource_id == resource_id)) or 0)
+    query = select(func.count()).select_from(model).where(model.resource_id == resource_id)
+    return int(db.scalar(query) or 0)
 
 
 def test_each_plan_keeps_its_days_of_history_and_the_usage_counters_stay(db_session: Session) -> None:
