@@ -62,6 +62,19 @@ class HistoryUnavailable(Exception):
 
 _AGAIN_TABLE = "edge_history_again"
 
+TRANSIENT_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+"""SQLSTATE classes that say nothing about the rows: connection exception, transaction rollback
+(serialization, deadlock), insufficient resources (disk full, too many connections), operator
+intervention (shutdown, cancel), system error. Other errors (a constraint, a trigger, a program
+limit) would fail again the same way, so their batch is split and the bad row given up."""
+
+
+def _unavailable(error: psycopg.Error, connection: psycopg.AsyncConnection[tuple[object, ...]]) -> bool:
+    if isinstance(error, psycopg.InterfaceError) or connection.broken or connection.closed:
+        return True
+    state = error.sqlstate
+    return state is None or state[:2] in TRANSIENT_CLASSES
+
 
 class HistoryStore:
     def __init__(self, settings: Settings) -> None:
@@ -106,12 +119,11 @@ class HistoryStore:
                                 await copy.write_row(history_values(recording.delivery))
                         inserted = recordings
                     await self._lines_and_counts(cursor, inserted)
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                await self._drop()
-                raise HistoryUnavailable(str(exc).strip() or type(exc).__name__) from exc
-            except psycopg.Error:
+            except psycopg.Error as exc:
                 if connection.broken or connection.closed:
                     await self._drop()
+                if _unavailable(exc, connection):
+                    raise HistoryUnavailable(str(exc).strip() or type(exc).__name__) from exc
                 raise
         return inserted
 
