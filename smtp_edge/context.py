@@ -47,7 +47,8 @@ SPOOL_AFTER = 2.0
 """Seconds a session waits for its history row to be committed before it spools the recording
 and answers. The hot path's commit takes milliseconds, so it never touches the spool; spooling
 every recording instead would add an fsync per batch to every reply for no gain while PostgreSQL
-is well. Two seconds rides out a slow batch under load without filling the disk."""
+is well. Two seconds is far above a commit under load, so the file is written only when
+PostgreSQL is really away (or stalled), and a sender waits at most this long for it."""
 
 
 __all__ = ["EdgeContext", "Recording"]
