@@ -2,7 +2,8 @@
 
 Blocking work never runs on the event loop: database calls go to a small thread pool sized like
 the SQLAlchemy connection pool, parsing and rendering messages to another. A history write that
-hangs (database outage) is waited for only so long; the reply does not depend on it.
+is slow (database outage) is waited for only so long: then the recording goes to the spool
+(spool.py) before the reply, and the writer keeps it until PostgreSQL takes it.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from provider.settings import Settings
 
 from .history_store import HistoryStore
 from .history_writer import HistoryWriter, Recording
+from .log_shipping import ShippingRequests
 from .poster import TargetPoster
 from .routes import RouteCache
 from .spf import SpfChecker
+from .spool import Spool, spool_path
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +43,12 @@ INLINE_MESSAGE_BYTES = 32 * 1024
 LARGE_MESSAGE_BYTES = 1 << 20
 """Messages from this size on are parsed in `large_pool`."""
 LARGE_THREADS = 2
-RECORD_WAIT = 10.0
-"""Seconds a session waits for its history row before answering anyway."""
+SPOOL_AFTER = 2.0
+"""Seconds a session waits for its history row to be committed before it spools the recording
+and answers. The hot path's commit takes milliseconds, so it never touches the spool; spooling
+every recording instead would add an fsync per batch to every reply for no gain while PostgreSQL
+is well. Two seconds is far above a commit under load, so the file is written only when
+PostgreSQL is really away (or stalled), and a sender waits at most this long for it."""
 
 
 __all__ = ["EdgeContext", "Recording"]
@@ -71,19 +78,45 @@ class EdgeContext:
         self._tasks: set[asyncio.Task[object]] = set()
         self.routes = RouteCache(settings, self.in_db)
         self.history_store = HistoryStore(settings)
-        self.history = HistoryWriter(self.history_store.write, self.keep, self.routes.counted)
+        self.spool = Spool(spool_path(settings.smtp_data_dir), self.keep)
+        self.shipping = ShippingRequests(settings, self.keep)
+        self.history = HistoryWriter(
+            self.history_store.write,
+            self.keep,
+            self.routes.counted,
+            finished=self.spool.done,
+            logged=self.shipping.ask,
+        )
 
     def start(self) -> None:
-        """Start what runs for the process's lifetime: listening for route changes."""
+        """Start what runs for the process's lifetime: listening for route changes; and hand
+        the writer what a previous run left in the spool."""
         self.keep(asyncio.create_task(self.routes.listen()))
+        self.keep(asyncio.create_task(self._replay()))
+
+    async def _replay(self) -> None:
+        try:
+            recordings = await self.spool.replay()
+        except OSError:
+            log.exception("could not read the history spool %s", self.spool.path)
+            return
+        for recording in recordings:
+            self.history.submit(recording, again=True).add_done_callback(_log_refused(recording))
 
     async def close(self) -> None:
-        """Cancel deliveries still running (their sessions are gone) and release the pools."""
+        """Spool what the writer still holds, cancel deliveries still running (their sessions
+        are gone) and release the pools."""
+        try:
+            await self.spool.append(self.history.uncommitted())
+        except OSError:
+            log.exception("could not spool %d uncommitted recordings", len(self.history.uncommitted()))
+        await self.spool.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.http.close()
         await self.history_store.close()
+        await self.shipping.close()
         self.db_pool.shutdown(wait=False, cancel_futures=True)
         self.cpu_pool.shutdown(wait=False, cancel_futures=True)
         self.large_pool.shutdown(wait=False, cancel_futures=True)
@@ -117,18 +150,43 @@ class EdgeContext:
         return await loop.run_in_executor(pool, functools.partial(fn, *args, **kwargs))
 
     async def record(self, recording: Recording) -> None:
-        """Write the history row (and count the message); never raises, waits a bounded time."""
+        """Write the history row (and count the message), or make sure it will be: never
+        raises, and returns once the recording is committed or spooled (or refused for good)."""
+        committed = self.history.submit(recording)
         try:
-            await asyncio.wait_for(asyncio.shield(self.history.submit(recording)), RECORD_WAIT)
+            await asyncio.wait_for(asyncio.shield(committed), SPOOL_AFTER)
+            return
         except TimeoutError:
-            log.error(
-                "history write for %s is slow; answered without waiting",
-                recording.delivery.envelope_to,
-            )
+            pass
         except Exception:
+            _log_refused(recording)(committed)
+            return
+        if committed.done():  # committed just now; nothing owed
+            return
+        try:
+            await self.spool.append([recording])
+        except OSError:
             log.exception(
-                "could not record delivery to %s (status %s, reply %r)",
+                "history write for %s is slow and the spool failed; answered without either",
                 recording.delivery.envelope_to,
-                recording.delivery.status,
-                recording.delivery.smtp_reply,
             )
+        else:
+            log.warning(
+                "history write for %s is slow; spooled and answered", recording.delivery.envelope_to
+            )
+
+
+def _log_refused(recording: Recording) -> Callable[[asyncio.Future[None]], None]:
+    def log_it(future: asyncio.Future[None]) -> None:
+        if future.cancelled() or future.exception() is None:
+            return
+        delivery = recording.delivery
+        log.error(
+            "could not record delivery to %s (status %s, reply %r)",
+            delivery.envelope_to,
+            delivery.status,
+            delivery.smtp_reply,
+            exc_info=future.exception(),
+        )
+
+    return log_it

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from uuid import UUID
 
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, utcnow
@@ -47,3 +49,6 @@ class InboundMessage(Base):
     smtp_reply: Mapped[str] = mapped_column(Text)
     response_body: Mapped[str | None] = mapped_column(Text)
     target_ms: Mapped[int | None] = mapped_column(Integer)
+    # The SMTP edge's id for the recording (smtp_edge/spool.py): a recording written again after
+    # an unknown outcome or replayed from the spool is one row and one count, not two.
+    recording_id: Mapped[UUID | None] = mapped_column(PgUUID(as_uuid=True), unique=True)

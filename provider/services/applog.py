@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from redis import RedisError
+from redis import Redis, RedisError
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.client import Pipeline as AsyncPipeline
 from redis.client import Pipeline
@@ -103,15 +103,18 @@ def request_shipping(settings: Settings, *resource_ids: str) -> bool:
         return False
 
 
-async def request_shipping_async(redis: AsyncRedis, settings: Settings, resource_ids: Iterable[str]) -> bool:
-    """`request_shipping` for the SMTP edge's event loop (redis.asyncio, no thread hop)."""
+async def request_shipping_async(
+    redis: AsyncRedis, settings: Settings, resource_ids: Iterable[str], dispatcher: Redis | None = None
+) -> bool:
+    """`request_shipping` for the SMTP edge's event loop (redis.asyncio, no thread hop); the
+    dispatch job is enqueued through `dispatcher` (a client with the edge's timeouts) if given."""
     ids = sorted(set(resource_ids))
     if not ids:
         return False
     try:
         _, dispatching = await _ask(redis.pipeline(transaction=False), ids).execute()
         # Once per burst: RQ's enqueue is synchronous, so it runs in a thread.
-        return bool(dispatching) and await asyncio.to_thread(_dispatch, settings)
+        return bool(dispatching) and await asyncio.to_thread(_dispatch, settings, dispatcher)
     except RedisError:
         log.warning("could not request app log shipping for %d resources", len(ids), exc_info=True)
         return False
@@ -123,9 +126,9 @@ def _ask(pipe: _Pipe, ids: list[str]) -> _Pipe:
     return pipe
 
 
-def _dispatch(settings: Settings) -> bool:
+def _dispatch(settings: Settings, redis: Redis | None = None) -> bool:
     """Enqueue the dispatch job for the mark this process just took."""
-    redis = redis_connection(settings.redis_url)
+    redis = redis or redis_connection(settings.redis_url)
     try:
         Queue(LOGS_QUEUE, connection=redis).enqueue(DISPATCH_JOB)
     except RedisError:

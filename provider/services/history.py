@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from uuid import UUID, uuid4
 
 from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.orm import Session
@@ -59,6 +60,8 @@ class Delivery:
     response_body: str | None = None
     target_ms: int | None = None
     received_at: datetime = field(default_factory=utcnow)
+    # Names this recording wherever it is written again (the SMTP edge's retries and spool).
+    recording_id: UUID = field(default_factory=uuid4)
 
 
 def record_delivery(session: Session, delivery: Delivery) -> InboundMessage:
@@ -71,7 +74,7 @@ def record_delivery(session: Session, delivery: Delivery) -> InboundMessage:
 HISTORY_COLUMNS = (
     "resource_id", "address_id", "received_at", "envelope_from", "envelope_to", "recipients",
     "message_id", "subject", "size", "spf_result", "tls", "remote_ip", "target_url", "status",
-    "http_status", "smtp_reply", "response_body", "target_ms",
+    "http_status", "smtp_reply", "response_body", "target_ms", "recording_id",
 )
 """Every column a history row is written with; bulk writers (the SMTP edge's COPY) use these."""
 
@@ -105,6 +108,7 @@ def delivery_row(delivery: Delivery) -> dict[str, Any]:
         "smtp_reply": delivery.smtp_reply,
         "response_body": storable_text(body[:RESPONSE_BODY_LIMIT]) if body is not None else None,
         "target_ms": delivery.target_ms,
+        "recording_id": delivery.recording_id,
     }
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from provider.models import InboundMessage, Resource
 from provider.models.resource import PROVISIONED
 from provider.services.history import Delivery, record_delivery
+from provider.services.usage import inbound_count
 from provider.settings import Settings
 from smtp_edge.history_store import HistoryStore, Recording
 
@@ -49,15 +50,20 @@ def _deliveries(resource_id: str) -> list[Delivery]:
     ]
 
 
-def _store(settings: Settings, deliveries: Sequence[Delivery]) -> None:
-    async def write() -> None:
+def _store(
+    settings: Settings, deliveries: Sequence[Delivery], *, again: bool = False, counted: bool = False
+) -> list[Recording]:
+    """Write the rows in one batch; the recordings the store says it inserted."""
+
+    async def write() -> list[Recording]:
         store = HistoryStore(settings)
         try:
-            await store.write([Recording(delivery, False, None) for delivery in deliveries])
+            recordings = [Recording(delivery, counted, None) for delivery in deliveries]
+            return list(await store.write(recordings, again))
         finally:
             await store.close()
 
-    asyncio.run(write())
+    return asyncio.run(write())
 
 
 def _rows(db_session: Session) -> list[dict[str, object]]:
@@ -68,13 +74,18 @@ def _rows(db_session: Session) -> list[dict[str, object]]:
 
 def test_copied_rows_equal_the_orms(db_session: Session, settings: Settings) -> None:
     resource_id = _resource(db_session)
-    for delivery in _deliveries(resource_id):
+    deliveries = _deliveries(resource_id)
+    for delivery in deliveries:
         record_delivery(db_session, delivery)
     db_session.commit()
     by_orm = _rows(db_session)
     db_session.query(InboundMessage).delete()
     db_session.commit()
-    _store(settings, _deliveries(resource_id))
+    _store(settings, deliveries)
+    assert _rows(db_session) == by_orm
+    db_session.query(InboundMessage).delete()
+    db_session.commit()
+    _store(settings, deliveries, again=True)  # the idempotent path writes the same rows
     assert _rows(db_session) == by_orm
     first = by_orm[0]
     assert first["envelope_from"] == "a\ufffdb@sender.example"
@@ -90,3 +101,18 @@ def test_a_refused_row_raises_the_integrity_error_and_leaves_nothing(
     with pytest.raises(ForeignKeyViolation):
         _store(settings, batch)
     assert _rows(db_session) == []
+
+
+def test_a_batch_written_again_adds_only_the_rows_and_counts_not_there_yet(
+    db_session: Session, settings: Settings
+) -> None:
+    resource_id = _resource(db_session)
+    first, second = _deliveries(resource_id)
+    assert len(_store(settings, [first], counted=True)) == 1
+    inserted = _store(settings, [first, second], again=True, counted=True)
+    assert [r.delivery.recording_id for r in inserted] == [second.recording_id]
+    assert len(_rows(db_session)) == 2
+    assert inbound_count(db_session, resource_id, first.received_at) == 2
+    assert _store(settings, [first, second], again=True, counted=True) == []
+    assert len(_rows(db_session)) == 2
+    assert inbound_count(db_session, resource_id, first.received_at) == 2

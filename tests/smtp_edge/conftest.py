@@ -6,7 +6,8 @@ input, benchmark tests).
   DNS server on 127.0.0.1 (`dns_server`, zone `SPF_ZONE`).
 - `target`: a real HTTP server on 127.0.0.1 that records every request and answers by path:
   `/status/<code>` (text/plain body, `?reason=` sets the first line), `/redirect?to=<path>&code=`,
-  `/loop` (redirects to itself forever), `/never` (never answers).
+  `/loop` (redirects to itself forever), `/never` (never answers), `/held/<code>` (answers
+  `<code>` once the test sets `target.release`).
 - `mailbox(path)`: a provisioned resource with a forward address whose target is that path.
 - `Conversation`: a raw-socket SMTP client for transcripts asserted line by line.
 - `running_edge(settings)`: `python -m smtp_edge` as a real process (to kill -9 or SIGTERM).
@@ -136,6 +137,10 @@ def _target_handler(target: Target) -> type[BaseHTTPRequestHandler]:
             if parts.path == "/never":
                 target.release.wait()
                 self.close_connection = True  # hang up without an answer
+                return
+            if match := re.fullmatch(r"/held/(\d{3})", parts.path):
+                target.release.wait()
+                self._send(int(match.group(1)), b"held\n")
                 return
             if parts.path == "/loop":
                 self._send(302, b"", location="/loop")
