@@ -7,8 +7,8 @@ both are written again with `ON CONFLICT (recording_id) DO NOTHING`, and only th
 were inserted are counted, so each recording is one row and one count (smtp_edge/spool.py).
 Rows written elsewhere (and all rows before this revision) have none; NULLs never conflict.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0012
+Revises: 0011_events_webhook
 Create Date: 2026-12-01 09:30:00
 
 """
@@ -16,8 +16,8 @@ from alembic import op
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-revision = '0003'
-down_revision = '0002'
+revision = '0012'
+down_revision = '0011_events_webhook'
 branch_labels = None
 depends_on = None
 
