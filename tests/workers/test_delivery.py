@@ -15,10 +15,10 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from provider.crypto import box_for
-from provider.models import Domain, OutboundEvent, OutboundRecipient, Suppression
+from provider.models import Domain, OutboundEvent, OutboundRecipient, Resource, Suppression
 from provider.models.domain import SENDING
 from provider.outbound.dkim import dns_record, new_key_pair
-from provider.outbound.outgoing import from_api
+from provider.outbound.outgoing import Outgoing, from_api, from_smtp
 from provider.outbound.request import read_request
 from provider.services.sending import SendingPolicy, accept, new_message_id
 from provider.settings import Settings
@@ -55,9 +55,14 @@ class Delivery:
         body = {"from": f"Shop <orders@{SENDING_DOMAIN}>", "to": to, "subject": "Hi", "plain": "Hello\n",
                 **fields}
         message_id = new_message_id()
-        outgoing = from_api(read_request(body), str(message_id))
-        from provider.models import Resource
+        return self._store(from_api(read_request(body), str(message_id)), message_id)
 
+    def submit(self, rcpt_tos: list[str], data: bytes) -> uuid.UUID:
+        """As SMTP submission stores a message: the envelope's recipients, the DATA as sent."""
+        message_id = new_message_id()
+        return self._store(from_smtp(f"orders@{SENDING_DOMAIN}", rcpt_tos, data, str(message_id)), message_id)
+
+    def _store(self, outgoing: Outgoing, message_id: uuid.UUID) -> uuid.UUID:
         resource = self.db.get(Resource, self.account.resource_id)
         assert resource is not None
         accept(self.db, SendingPolicy(True), resource, outgoing, message_id, wake=lambda s, m: None)
@@ -253,3 +258,21 @@ def test_a_recipient_claimed_by_one_run_is_not_sent_again_by_another(delivery: D
     delivery.deliver(message_id)
     delivery.deliver()
     assert len(delivery.mx.received) == 1
+
+
+def test_a_submitted_message_arrives_without_cloudmta_headers_bcc_or_bare_line_endings(
+    delivery: Delivery,
+) -> None:
+    data = (
+        f"From: Shop <orders@{SENDING_DOMAIN}>\nTo: ann@example.com\nBcc: hidden@example.com\n"
+        "Subject: Submitted\nX-CloudMTA-Class: priority\nx-cloudmta-tags: a, b\n\nline one\rline two\n"
+    ).encode()
+    message_id = delivery.submit(["ann@example.com", "hidden@example.com"], data)
+    delivery.deliver(message_id)
+    received = {tuple(r.rcpt_tos): r.data for r in delivery.mx.received}
+    (sent,) = set(received.values())
+    assert set(received) == {("ann@example.com", "hidden@example.com")}
+    assert b"cloudmta" not in sent.lower()
+    assert re.search(rb"(?im)^bcc:", sent) is None
+    assert re.search(rb"\r(?!\n)|(?<!\r)\n", sent) is None
+    assert sent.endswith(b"\r\n\r\nline one\r\nline two\r\n")
