@@ -33,6 +33,7 @@ from ..models import Address, Resource, Usage
 from ..models.resource import DEPROVISIONED
 from ..plans import DEFAULT_PLAN, LARGEST_MESSAGE_BYTES, PLANS, Plan, UnknownPlan, plan_named
 from ..settings import Settings
+from .stores import RouteStore
 from .usage import month_start
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Route:
     plan: Plan | None = None  # None: no plan applies (operator mail)
     inbound_this_month: int = 0
     log_drain: bool = False  # the resource has a log_input_url: deliveries go to the app's log
+    store: RouteStore | None = None  # attachments and/or the message go there before the POST
 
     @property
     def max_message_bytes(self) -> int:
@@ -115,6 +117,14 @@ def _forward_address_route(
             Resource.state,
             Resource.log_input_url_enc.is_not(None).label("log_drain"),
             Usage.inbound,
+            Address.store_bucket,
+            Address.store_prefix,
+            Address.store_region,
+            Address.store_endpoint_url,
+            Address.store_access_key_id_enc,
+            Address.store_secret_access_key_enc,
+            Address.store_attachments,
+            Address.store_messages,
         )
         .join(Resource, Resource.id == Address.resource_id)
         .outerjoin(
@@ -127,6 +137,7 @@ def _forward_address_route(
         raise UnknownRecipient()
     if not row.target_url:
         raise NoTarget()
+    plan = _plan(row.plan, row.resource_id)
     return Route(
         key=f"address:{row.id}",
         target_url=row.target_url,
@@ -135,9 +146,10 @@ def _forward_address_route(
         address_id=row.id,
         signing_secret_enc=row.signing_secret_enc,
         size_as_string=row.size_as_string,
-        plan=_plan(row.plan, row.resource_id),
+        plan=plan,
         inbound_this_month=int(row.inbound or 0),
         log_drain=bool(row.log_drain),
+        store=RouteStore.of_row(row) if plan.stores else None,  # a downgraded plan: inline again
     )
 
 
