@@ -36,7 +36,7 @@ class Address(Timestamps, Base):
     store_endpoint_url: Mapped[str | None] = mapped_column(String(2048))
     store_access_key_id_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     store_secret_access_key_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    store_attachments: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    store_messages: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    store_attachments: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    store_messages: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
     resource: Mapped[Resource] = relationship(back_populates="addresses")

@@ -93,7 +93,9 @@ def test_a_wrong_secret_is_422_with_the_stores_error_and_nothing_is_saved(
 def test_a_bucket_that_does_not_exist_is_422_naming_the_stores_error(
     client: FlaskClient, account: Account, s3_server: S3Server, prefix: str, db_session: Session
 ) -> None:
-    error = refusal(patch(client, account, {"store": store_body(s3_server, prefix, bucket="no-such-bucket")}), 422)
+    body = store_body(s3_server, prefix, bucket="no-such-bucket")
+
+    error = refusal(patch(client, account, {"store": body}), 422)
 
     assert "NoSuchBucket" in error and "no-such-bucket" in error
     assert stored(db_session, account.address_id).store_bucket is None

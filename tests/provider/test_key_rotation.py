@@ -61,7 +61,8 @@ def test_every_secret_column_is_covered_by_the_rotation():
         ("resources", "log_input_url_enc"), ("resources", "oauth_grant_enc"),
         ("resources", "access_token_enc"), ("resources", "refresh_token_enc"),
         ("addresses", "signing_secret_enc"), ("domains", "dkim_private_key_enc"),
-        ("credentials", "key_enc"),
+        ("credentials", "key_enc"), ("addresses", "store_access_key_id_enc"),
+        ("addresses", "store_secret_access_key_enc"),
     }
 
 
