@@ -232,9 +232,9 @@ Try it:
   bin/heroku addons:open cloudmailin -a {DEMO_APP} --show-url   # SSO into the dashboard
   .data/tools/usr/bin/swaks --server localhost:{mx} --to <CLOUDMAILIN_FORWARD_ADDRESS>
       (or any SMTP client; the demo target prints the POST)
-  # store the demo address's attachments and messages in SeaweedFS (user and key of CLOUDMAILIN_SMTP_URL):
+  # store the demo address's mail in SeaweedFS (USER, KEY: CLOUDMAILIN_SMTP_URL; ID: GET .../addresses):
   curl -X PATCH -H "Authorization: Bearer <KEY>" -H "Content-Type: application/json" \\
-       -d '{store_body}' http://localhost:{env['PORT']}/api/v0.1/<USER>/addresses/<ID>   # <ID>: from GET .../addresses
+       -d '{store_body}' http://localhost:{env['PORT']}/api/v0.1/<USER>/addresses/<ID>
 Ctrl-C stops everything; data stays in .data/ for the next run.
 """
 

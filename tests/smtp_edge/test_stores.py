@@ -7,6 +7,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
@@ -246,3 +247,24 @@ def test_a_plan_without_stores_posts_contents_inline_even_with_a_store_saved(
     payload = json.loads(post.body)
     assert all("content" in item and "url" not in item for item in payload["attachments"])
     assert "store_url" not in payload["envelope"]
+
+
+def test_a_store_that_stops_answering_defers_after_store_timeout_with_store_error(
+    edge: EdgeThread,
+    target: Target,
+    stored_mailbox: Callable[..., tuple[Mailbox, str]],
+    own_s3_server: S3Server,
+    db_session: Session,
+) -> None:
+    edge.restart(store_timeout=1.0)
+    box, _ = stored_mailbox(s3=own_s3_server)
+    own_s3_server.process.send_signal(signal.SIGSTOP)  # connections are accepted, never answered
+    try:
+        code, _ = smtp_error(edge, [box.address], with_attachments())
+    finally:
+        own_s3_server.process.send_signal(signal.SIGCONT)
+
+    assert code == 450 and target.requests == []
+    (row,) = history(db_session)
+    assert row.status == "store_error"
+    assert row.response_body and "timeout" in row.response_body.lower()
