@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import email.policy
 import json
 import os
@@ -17,6 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from dev.services import S3Server, start_seaweedfs
@@ -26,6 +28,7 @@ from provider.settings import Settings
 from tests.conftest import STORE_BUCKET
 
 from .conftest import SENDER, EdgeThread, Mailbox, Request, Target, history, send, smtp_error
+from .test_address_changes import _api
 
 PDF = os.urandom(40_000)  # binary, so a byte lost or re-encoded anywhere shows
 NOTES = "Notes\r\nline two, ünïcode\r\n".encode()
@@ -268,3 +271,34 @@ def test_a_store_that_stops_answering_defers_after_store_timeout_with_store_erro
     (row,) = history(db_session)
     assert row.status == "store_error"
     assert row.response_body and "timeout" in row.response_body.lower()
+
+
+def test_a_store_saved_through_the_api_reaches_the_running_edge_and_removing_it_inlines_again(
+    edge: EdgeThread,
+    target: Target,
+    mailbox: Callable[..., Mailbox],
+    client: FlaskClient,
+    db_session: Session,
+    settings: Settings,
+    s3_server: S3Server,
+) -> None:
+    box = mailbox(plan="starter")
+    api = _api(client, edge, box, db_session, settings)
+    send(edge, [box.address], with_attachments())
+    assert api.cached()  # only the change notice can make the edge read the store
+    prefix = f"t-{uuid.uuid4().hex[:12]}"
+
+    api.patch(store={
+        "bucket": STORE_BUCKET, "prefix": prefix, "endpoint_url": s3_server.endpoint_url,
+        "access_key_id": s3_server.access_key_id, "secret_access_key": s3_server.secret_access_key,
+    })
+    send(edge, [box.address], with_attachments())
+    api.patch(store=None)
+    send(edge, [box.address], with_attachments())
+
+    inline, stored, inline_again = (json.loads(post.body)["attachments"] for post in target.requests)
+    assert [base64.b64decode(item["content"]) for item in inline] == [PDF, NOTES]
+    assert [read_back(s3_server, item["url"]) for item in stored] == [PDF, NOTES]
+    folder = f"{s3_server.endpoint_url}/{STORE_BUCKET}/{prefix}/"
+    assert all(item["url"].startswith(folder) for item in stored)
+    assert inline_again == inline
