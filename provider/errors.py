@@ -246,3 +246,19 @@ class DatabaseUnavailable(TemporaryError):
     code = 451
     enhanced = "4.3.0"
     default_text = "CloudMailin cannot reach its database right now; try again in a few seconds"
+
+
+class StoreFailed(TemporaryError):
+    """The address's S3-compatible store did not take an attachment or the message (refused,
+    unreachable, too slow): nothing is POSTed without them, so the sender retries later.
+
+    `detail` is the store's own words, for the history; the sender only hears that it failed.
+    """
+
+    code = 450
+    enhanced = "4.3.0"
+    default_text = "Could not store the message in its address's store; try again later"
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__()

@@ -96,6 +96,8 @@ class Settings:
     smtp_pre_mail_timeout: float = 60.0
     smtp_session_time_limit: float = 1800.0
     target_timeout: float = 30.0
+    # Seconds one request to an address's S3-compatible store may take (connect, and each read).
+    store_timeout: float = 10.0
     dns_nameservers: str = ""
     # Where mail to postmaster@INBOUND_DOMAIN is POSTed (JSON format); empty: accepted and logged.
     postmaster_target_url: str = ""
@@ -183,6 +185,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_pre_mail_timeout=_float(env, "SMTP_PRE_MAIL_TIMEOUT", 60.0),
         smtp_session_time_limit=_float(env, "SMTP_SESSION_TIME_LIMIT", 1800.0),
         target_timeout=_float(env, "TARGET_TIMEOUT", 30.0),
+        store_timeout=_float(env, "STORE_TIMEOUT", 10.0),
         dns_nameservers=env.get("DNS_NAMESERVERS", ""),
         postmaster_target_url=env.get("POSTMASTER_TARGET_URL", ""),
         sending_domain_verification=verification == "on",

@@ -28,6 +28,7 @@ from provider.errors import (
     MessageTooBig,
     QuotaExceeded,
     SecondTarget,
+    StoreFailed,
 )
 from provider.models.base import utcnow
 from provider.models.inbound_message import (
@@ -35,6 +36,7 @@ from provider.models.inbound_message import (
     REJECTED_CONTENT,
     REJECTED_QUOTA,
     REJECTED_SIZE,
+    STORE_ERROR,
 )
 from provider.plans import LARGEST_MESSAGE_BYTES
 from provider.services.history import Delivery
@@ -46,6 +48,7 @@ from .context import EdgeContext, Recording
 from .handlers import BaseHandler
 from .payloads import PreparedPost, prepare_post
 from .replies import POSTMASTER_OK, RCPT_OK, accepted, error_for
+from .stores import StoreUploads
 from .transaction import SessionFacts, SpfResult, Transaction, post_envelope, spf_verdict
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,7 @@ class MxHandler(BaseHandler):
     def __init__(self, context: EdgeContext) -> None:
         self.context = context
         self.settings = context.settings
+        self.stores = StoreUploads(context.settings)
 
     def mail_accepted(self, server: SMTP, session: Session, envelope: Transaction) -> None:
         facts = SessionFacts.of(session)
@@ -188,9 +192,12 @@ class MxHandler(BaseHandler):
             spf = await spf_verdict(spf_task, message.sender, message.facts)
             message = replace(message, spf=spf.result)
             payload_envelope = post_envelope(envelope, message.facts, spf)
+            # With a store, parse, upload and render run in the store's threads (boto3 blocks).
+            run = self.context.in_cpu if message.route.store is None else self.stores.run
             try:
-                post = await self.context.in_cpu(
-                    len(raw), prepare_post, self.settings, message.route, raw, payload_envelope
+                post = await run(
+                    len(raw), prepare_post, self.settings, message.route, raw, payload_envelope,
+                    self.stores, message.received_at,
                 )
             finally:
                 del raw
@@ -200,7 +207,10 @@ class MxHandler(BaseHandler):
             error = error_for(exc)
             # The history says what the sender was told, whatever went wrong here.
             status = REJECTED_CONTENT if error.permanent else LOCAL_ERROR
-            await self._record(message, status, error.smtp_reply)
+            detail = None
+            if isinstance(error, StoreFailed):
+                status, detail = STORE_ERROR, error.detail
+            await self._record(message, status, error.smtp_reply, response_body=detail)
             return error.smtp_reply
 
     async def _post(self, message: _Message, post: PreparedPost) -> str:

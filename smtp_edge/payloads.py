@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 
 from provider.crypto import SecretBox
 from provider.inbound import Envelope, parse_message, render, sign
 from provider.inbound.delivery_id import delivery_id
+from provider.models.base import utcnow
 from provider.services.routing import Route
 from provider.settings import Settings
+
+from .stores import StoreUploads
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,21 @@ def _signing_secret(keys: tuple[str, tuple[str, ...]], encrypted: bytes) -> str:
     return SecretBox(*keys).decrypt(encrypted)
 
 
-def prepare_post(settings: Settings, route: Route, raw: bytes, envelope: Envelope) -> PreparedPost:
-    """Raises MessageTooComplex for a message over the parser's caps (the edge answers 554)."""
+def prepare_post(
+    settings: Settings,
+    route: Route,
+    raw: bytes,
+    envelope: Envelope,
+    stores: StoreUploads | None = None,
+    received_at: datetime | None = None,
+) -> PreparedPost:
+    """Raises MessageTooComplex for a message over the parser's caps (the edge answers 554), and
+    StoreFailed when the route has a store (`stores` given) that does not take the message."""
     parsed = parse_message(raw)
+    if route.store is not None and stores is not None:
+        # Uploaded between parse and render: the POST carries URLs, and the decoded attachments
+        # are dropped here, before the payload is built.
+        parsed, envelope = stores.put(route.store, raw, parsed, envelope, received_at or utcnow())
     payload = render(route.format, raw, parsed, envelope, size_as_string=route.size_as_string)
     signature = None
     if route.signing_secret_enc:

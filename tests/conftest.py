@@ -21,7 +21,7 @@ from redis import Redis
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from dev.services import embedded
+from dev.services import S3Server, embedded, start_seaweedfs
 from provider import create_app
 from provider.crypto import new_encryption_key
 from provider.db import session_factory
@@ -54,6 +54,23 @@ def service_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
         return
     with embedded(tmp_path_factory.mktemp("services"), "cloudmailin_test", temporary=True) as svc:
         yield database_url or svc.database_url, redis_url or svc.redis_url
+
+
+STORE_BUCKET = "mail-store"
+"""The bucket the `s3_server` fixture creates (tests keep apart by prefix)."""
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real SeaweedFS S3 gateway on loopback, started only for the tests that ask for it (once
+    per xdist worker: a few seconds), with the bucket `STORE_BUCKET`."""
+    server = start_seaweedfs(
+        tmp_path_factory.mktemp("seaweedfs"), "test-key-id", secrets.token_hex(16), buckets=(STORE_BUCKET,)
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _test_env(database_url: str, redis_url: str) -> dict[str, str]:

@@ -57,7 +57,7 @@ def test_sigterm_stops_every_child_and_frees_every_port_when_sigint_is_ignored(
 ) -> None:
     ports = {name: _free_port() for name in
              ("PORT", "STANDIN_PORT", "DEMO_TARGET_PORT", "DEMO_MX_PORT", "SMTP_MX_PORT",
-              "SMTP_SUBMISSION_PORT")}
+              "SMTP_SUBMISSION_PORT", "DEMO_S3_PORT")}
     env = {
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin",
         "HOME": str(tmp_path),
@@ -87,6 +87,7 @@ def test_sigterm_stops_every_child_and_frees_every_port_when_sigint_is_ignored(
     commands = {" ".join(process.cmdline()) for process in started}
     assert any("tests.heroku_standin" in c for c in commands)
     assert any("dev.echo_target" in c for c in commands)
+    assert any("weed server" in c for c in commands)
 
     runner.send_signal(signal.SIGTERM)
     runner.wait(timeout=120)

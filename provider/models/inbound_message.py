@@ -21,6 +21,8 @@ REJECTED_QUOTA = "rejected_quota"
 REJECTED_CONTENT = "rejected_content"
 # Deferred after DATA because the edge itself failed (451 4.3.0; the sender retries), not the target.
 LOCAL_ERROR = "local_error"
+# Deferred after DATA (450) because the address's store did not take an attachment or the message.
+STORE_ERROR = "store_error"
 
 
 class InboundMessage(Base):

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Address, Resource
 from ..models.resource import DEPROVISIONED
+from ..plans import plan_named
 from ..settings import Settings
 from . import applog
 from .addresses import (
@@ -29,10 +30,11 @@ from .addresses import (
     validate_size_as_string,
     validate_target,
 )
+from .stores import StoreConfig, StoresNotInPlan, check_store, store_fields, stored_config, write_config
 
 log = logging.getLogger(__name__)
 
-CHANGEABLE = ("target", "format", "size_as_string")
+CHANGEABLE = ("target", "format", "size_as_string", "store")
 READ_ONLY = ("id", "address", "created_at", "updated_at")
 MAX_ADDRESS_ID = 2**31 - 1
 """The largest id the column (integer) holds; PostgreSQL refuses a larger one as a parameter."""
@@ -50,6 +52,8 @@ class AddressChange:
     target: str | None = None
     format: str | None = None
     size_as_string: bool | None = None
+    store_given: bool = False  # "store" was sent: `store` is what to merge in, None removes it
+    store: Mapping[str, object] | None = None
 
 
 def settings_change(fields: Mapping[str, object]) -> AddressChange:
@@ -66,7 +70,12 @@ def settings_change(fields: Mapping[str, object]) -> AddressChange:
             "The target cannot be removed (mail to the address would bounce); "
             "give a URL such as https://example.com/incoming_mails."
         )
+    store = fields.get("store")
+    if store is not None and not isinstance(store, Mapping):
+        raise InvalidAddressSetting("store must be a JSON object (or null to remove the store).")
     return AddressChange(
+        store_given="store" in fields,
+        store=store,
         target=validate_target(fields["target"]) if "target" in fields else None,
         format=validate_format(fields["format"]) if "format" in fields else None,
         size_as_string=(
@@ -104,7 +113,13 @@ def change_address(
     The row is locked for the change, so concurrent changes apply one after the other, each
     compared with what the previous one left. Nothing is written when nothing differs, so a
     repeated request costs no route notice and no log line.
+
+    A store is checked first (`_checked_store`: the plan, then a test object written and
+    deleted), outside the row lock, so a slow store never holds the lock.
     """
+    new_store = None
+    if change.store_given:
+        new_store = _checked_store(session, settings, resource_id, address_id, change)
     try:
         address = resource_address(session, resource_id, address_id, lock=True)
         # Read after the lock, in a statement of its own: a deprovision that committed while we
@@ -124,6 +139,9 @@ def change_address(
     if change.size_as_string is not None and change.size_as_string != address.size_as_string:
         address.size_as_string = change.size_as_string
         changed.append(f"size_as_string={str(change.size_as_string).lower()}")
+    if change.store_given and (new_store is not None or address.store_bucket is not None):
+        write_config(settings, address, new_store)
+        changed.append(f"store=bucket:{new_store.bucket}" if new_store else "store=removed")
     if changed:
         what = " ".join(changed)
         line = f"cloudmailin: address {address.local_id} changed {what}"
@@ -131,3 +149,23 @@ def change_address(
         log.info("address changed resource=%s address=%s %s", resource_id, address.id, what)
     session.commit()
     return address
+
+
+def _checked_store(
+    session: Session, settings: Settings, resource_id: str, address_id: int, change: AddressChange
+) -> StoreConfig | None:
+    """The store to save (None: remove it), after the plan allows it and a test object went in
+    and out; `StoresNotInPlan` or `InvalidStore` otherwise. Ends its read transaction."""
+    try:
+        address = resource_address(session, resource_id, address_id)
+        if change.store is None:
+            return None
+        plan = session.scalar(select(Resource.plan).where(Resource.id == resource_id))
+        if not plan_named(plan).stores:
+            raise StoresNotInPlan(plan_named(plan).name)
+        store = store_fields(change.store, stored_config(settings, address))
+    finally:
+        session.rollback()
+    assert store is not None
+    check_store(store, settings.store_timeout)
+    return store

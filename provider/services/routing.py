@@ -39,6 +39,7 @@ from ..models.resource import DEPROVISIONED
 from ..outbound.verp import LOCAL_PREFIX, message_id_of
 from ..plans import DEFAULT_PLAN, LARGEST_MESSAGE_BYTES, PLANS, Plan, UnknownPlan, plan_named
 from ..settings import Settings
+from .stores import RouteStore
 from .usage import month_start
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Route:
     plan: Plan | None = None  # None: no plan applies (operator mail)
     inbound_this_month: int = 0
     log_drain: bool = False  # the resource has a log_input_url: deliveries go to the app's log
+    store: RouteStore | None = None  # attachments and/or the message go there before the POST
 
     @property
     def max_message_bytes(self) -> int:
@@ -127,6 +129,14 @@ def _forward_address_route(
             Resource.state,
             Resource.log_input_url_enc.is_not(None).label("log_drain"),
             Usage.inbound,
+            Address.store_bucket,
+            Address.store_prefix,
+            Address.store_region,
+            Address.store_endpoint_url,
+            Address.store_access_key_id_enc,
+            Address.store_secret_access_key_enc,
+            Address.store_attachments,
+            Address.store_messages,
         )
         .join(Resource, Resource.id == Address.resource_id)
         .outerjoin(
@@ -139,6 +149,7 @@ def _forward_address_route(
         raise UnknownRecipient()
     if not row.target_url:
         raise NoTarget()
+    plan = _plan(row.plan, row.resource_id)
     return Route(
         key=f"address:{row.id}",
         target_url=row.target_url,
@@ -147,9 +158,10 @@ def _forward_address_route(
         address_id=row.id,
         signing_secret_enc=row.signing_secret_enc,
         size_as_string=row.size_as_string,
-        plan=_plan(row.plan, row.resource_id),
+        plan=plan,
         inbound_this_month=int(row.inbound or 0),
         log_drain=bool(row.log_drain),
+        store=RouteStore.of_row(row) if plan.stores else None,  # a downgraded plan: inline again
     )
 
 

@@ -2,7 +2,8 @@
 
     GET   /api/v0.1/<username>/addresses         the resource's forward addresses
     GET   /api/v0.1/<username>/addresses/<id>    one of them
-    PATCH /api/v0.1/<username>/addresses/<id>    {"target": URL, "format": NAME, "size_as_string": BOOL}
+    PATCH /api/v0.1/<username>/addresses/<id>    {"target": URL, "format": NAME, "size_as_string": BOOL,
+                                                  "store": {...} or null}
 
 Authentication and the error shape are those of the rest of the API (`api.authenticated`,
 `{"status", "error"}`). The rules are the domain's (`services.address_settings`); this module
@@ -30,6 +31,7 @@ from ..services.address_settings import (
 )
 from ..services.addresses import InvalidAddressSetting, display_target, forward_address
 from ..services.partner_requests import InvalidRequest, json_object
+from ..services.stores import StoresNotInPlan, shown_config
 from . import current_settings
 from .api import ApiError, authenticated
 
@@ -48,6 +50,11 @@ def _api_error(exc: ApiError) -> ResponseReturnValue:
 @bp.errorhandler(InvalidRequest)
 def _refused(exc: ValueError) -> ResponseReturnValue:
     return jsonify(status=422, error=str(exc)), 422
+
+
+@bp.errorhandler(StoresNotInPlan)
+def _not_in_plan(exc: StoresNotInPlan) -> ResponseReturnValue:
+    return jsonify(status=403, error=str(exc)), 403
 
 
 @bp.errorhandler(UnknownAddress)
@@ -94,6 +101,8 @@ def _address(address: Address) -> dict[str, Any]:
         "target": display_target(address.target_url),
         "format": address.format,
         "size_as_string": address.size_as_string,
+        # Credentials never shown back: the key id as a hint of its last characters, the secret masked.
+        "store": shown_config(current_settings(), address),
         "created_at": _time(address.created_at),
         "updated_at": _time(address.updated_at),
     }

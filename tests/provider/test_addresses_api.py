@@ -95,6 +95,7 @@ def test_get_lists_the_accounts_addresses_with_the_target_password_masked(
         "target": "https://user:•••@app.example/mail",
         "format": "json",
         "size_as_string": False,
+        "store": None,
         "created_at": address["created_at"],
         "updated_at": address["updated_at"],
     }
@@ -170,7 +171,7 @@ def test_another_accounts_address_is_404_like_one_that_does_not_exist(
 
 
 CHOOSE = "choose json, multipart, raw or raw_json."
-FIELDS = "target, format and size_as_string"
+FIELDS = "target, format, size_as_string and store"
 URL_HINT = "give a URL such as https://example.com/incoming_mails."
 JSON_HINT = 'Send a JSON object such as {"format": "multipart"}.'
 
@@ -204,7 +205,7 @@ JSON_HINT = 'Send a JSON object such as {"format": "multipart"}.'
             b'{"target": "https://app.example/\\ud800"}',
             "The target URL is not valid Unicode (a lone surrogate escape).",
         ),
-        (b'{"\\ud800": 1}', "Unknown field '\\ud800'; an address has target, format and size_as_string."),
+        (b'{"\\ud800": 1}', f"Unknown field '\\ud800'; an address has {FIELDS}."),
         ({"size_as_string": "true"}, "size_as_string must be true or false."),
         ({"formats": "raw"}, f"Unknown field 'formats'; an address has {FIELDS}."),
         ({"address": "x@cloudmailin.test"}, f"address cannot be changed; {FIELDS} can."),

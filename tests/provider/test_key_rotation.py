@@ -62,6 +62,7 @@ def test_every_secret_column_is_covered_by_the_rotation():
         ("resources", "access_token_enc"), ("resources", "refresh_token_enc"),
         ("addresses", "signing_secret_enc"), ("domains", "dkim_private_key_enc"),
         ("credentials", "key_enc"), ("resources", "events_webhook_url_enc"),
+        ("addresses", "store_access_key_id_enc"), ("addresses", "store_secret_access_key_enc"),
     }
 
 
