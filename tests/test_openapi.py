@@ -5,6 +5,7 @@ errors) validate against the schemas it gives for their status codes."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Callable
@@ -21,14 +22,22 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from sqlalchemy.orm import Session
 
+from provider import create_app
 from provider.api_spec import document
 from provider.models.address import FORMATS
 from provider.models.outbound import RECIPIENT_STATES
+from provider.outbound.dsn import DeliveryReport, RecipientStatus
 from provider.outbound.limits import PRIORITIES
 from provider.outbound.request import FIELDS, IGNORED_FIELDS
+from provider.services import sending_domains
+from provider.services.bounces import record_report
+from provider.services.events_webhook import KINDS, pending_batch
 from provider.services.history import Delivery, record_delivery
 from provider.settings import Settings
+from provider.views import sending_domains_api
+from tests.dnsserver import DnsServer
 from tests.outbound.conftest import Account, new_account
+from tests.outbound.sent import sent_message
 
 DOC = document()
 DOC_URI = "urn:cloudmailin:openapi"
@@ -71,6 +80,12 @@ def test_the_documents_enums_and_fields_are_the_codes() -> None:
     assert set(schemas["Message"]["properties"]["priority"]["anyOf"][0]["enum"]) == set(PRIORITIES)
     sent_fields = set(schemas["Message"]["properties"]) | set(schemas["RawMessage"]["properties"])
     assert sent_fields == FIELDS | IGNORED_FIELDS
+    assert set(schemas["NewSendingDomain"]["properties"]) == set(sending_domains_api.FIELDS)
+    assert set(schemas["DnsRecordPurpose"]["enum"]) == {
+        sending_domains.DKIM, sending_domains.VERIFICATION, sending_domains.SPF}
+    assert set(schemas["DnsRecordCheck"]["properties"]["status"]["enum"]) == {
+        sending_domains.OK, sending_domains.MISSING, sending_domains.WRONG, sending_domains.LOOKUP_FAILED}
+    assert set(schemas["DeliveryEvent"]["properties"]["kind"]["enum"]) == set(KINDS.values())
 
 
 def test_the_document_is_served_without_authentication(client: FlaskClient) -> None:
@@ -96,8 +111,16 @@ def _resolve(node: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return target, parts
 
 
+def _validate(body: Any, *parts: str) -> None:
+    """`body` validates against the schema at `parts` of the document (its $refs followed)."""
+    schema = {"$ref": DOC_URI + _pointer(*parts)}
+    checker = Draft202012Validator.FORMAT_CHECKER
+    Draft202012Validator(schema, registry=REGISTRY, format_checker=checker).validate(body)
+
+
 def check(response: Any, path: str, method: str) -> Any:
-    """The response's status is documented for the operation and its body validates."""
+    """The response's status is documented for the operation and its body validates (a documented
+    answer without content must come without a body)."""
     operation = DOC["paths"][path][method]
     status = str(response.status_code)
     assert status in operation["responses"], f"{method.upper()} {path} answered undocumented {status}"
@@ -105,13 +128,13 @@ def check(response: Any, path: str, method: str) -> Any:
     parts = ["paths", path, method, "responses", status]
     if "$ref" in node:
         node, parts = _resolve(node)
+    if "content" not in node:
+        assert response.get_data() == b""
+        return None
     assert response.mimetype == "application/json"
     assert "application/json" in node["content"]
-    schema = {"$ref": DOC_URI + _pointer(*parts, "content", "application/json", "schema")}
-    checker = Draft202012Validator.FORMAT_CHECKER
-    validator = Draft202012Validator(schema, registry=REGISTRY, format_checker=checker)
     body = response.get_json()
-    validator.validate(body)
+    _validate(body, *parts, "content", "application/json", "schema")
     for header in node.get("headers", {}):
         if header in ("WWW-Authenticate", "Retry-After"):
             assert header in response.headers
@@ -136,13 +159,17 @@ def account(db_session: Session, settings: Settings) -> Account:
 Call = Callable[..., Any]
 
 
-@pytest.fixture
-def call(client: FlaskClient, account: Account) -> Call:
+def _caller(client: FlaskClient, account: Account) -> Call:
     def calling(method: str, path: str, query: str = "", key: str | None = None, **kwargs: Any) -> Any:
         url = PREFIX + path.replace("{username}", account.username) + query
         headers = {"Authorization": f"Bearer {key or account.key}"}
         return client.open(url, method=method.upper(), headers=headers, **kwargs)
     return calling
+
+
+@pytest.fixture
+def call(client: FlaskClient, account: Account) -> Call:
+    return _caller(client, account)
 
 
 def test_sending_and_reading_messages_answer_as_documented(call: Call) -> None:
@@ -185,6 +212,8 @@ def test_refusals_answer_the_documented_error_shape(
 ))
 def test_a_wrong_key_is_the_documented_401_on_every_operation(call: Call, method: str, path: str) -> None:
     concrete = path.replace("{message_id}", str(uuid.uuid4())).replace("{address_id}", "1")
+    concrete = concrete.replace("{name}", "shop.example").replace("{address}", "gone@remote.example")
+    assert "{" not in concrete.removeprefix("/{username}")
     response = call(method, concrete, key="0" * 32, json={})
     assert response.status_code == 401
     assert check(response, path, method) == {"status": 401, "error": "Unauthorized"}
@@ -221,3 +250,87 @@ def test_the_inbound_history_answers_as_documented(call: Call, db_session: Sessi
     page = check(call("get", path, "?limit=1"), path, "get")
     assert len(page["incoming_statuses"]) == 1 and "next" in page
     check(call("get", path, f"?cursor={page['next_cursor']}"), path, "get")
+
+
+def test_sending_domains_answer_as_documented(db_session: Session, settings: Settings) -> None:
+    domains, one = "/{username}/sending_domains", "/{username}/sending_domains/{name}"
+    verify = one + "/verify"
+    with DnsServer({}) as dns_server:
+        app = create_app(dataclasses.replace(settings, dns_nameservers=dns_server.nameservers))
+        call = _caller(app.test_client(), new_account(db_session, settings, domain=None))
+        added = check(call("post", domains, json=DOC["components"]["schemas"]["NewSendingDomain"]["example"]),
+                      domains, "post")
+        assert call("post", domains, json={"name": added["name"]}).status_code == 409
+        check(call("post", domains, json={"name": added["name"]}), domains, "post")
+        check(call("post", domains, json={"name": "localhost"}), domains, "post")
+        listed = check(call("get", domains), domains, "get")
+        assert [domain["name"] for domain in listed["sending_domains"]] == [added["name"]]
+        named = one.replace("{name}", added["name"].upper())
+        assert check(call("get", named), one, "get") == added
+        pending = check(call("post", named + "/verify"), verify, "post")
+        assert {c["status"] for c in pending["checks"]} == {"missing"} and not pending["verified"]
+        zone: dict[str, dict[str, list[str]]] = {}
+        for record in added["dns_records"]:
+            zone.setdefault(record["name"], {}).setdefault("TXT", []).append(record["value"])
+        dns_server.set_records(zone)
+        verified = check(call("post", named + "/verify"), verify, "post")
+        assert verified["verified"] and verified["verified_at"]
+        missing = one.replace("{name}", "other.example")
+        assert call("get", missing).status_code == 404
+        check(call("get", missing), one, "get")
+        check(call("post", missing + "/verify"), verify, "post")
+        assert call("delete", named).status_code == 204
+        check(call("delete", named), one, "delete")  # now 404
+
+
+def test_suppressions_answer_as_documented(call: Call, db_session: Session, account: Account) -> None:
+    message_id = sent_message(db_session, account, ["gone@remote.example", "lost@remote.example"])
+    report = DeliveryReport("mx.remote.example", tuple(
+        RecipientStatus(address, None, "failed", "5.1.1", "550 5.1.1 no such user", "smtp", None)
+        for address in ("gone@remote.example", "lost@remote.example")
+    ))
+    record_report(db_session, message_id, report)
+    db_session.commit()
+    listed, one = "/{username}/suppressions", "/{username}/suppressions/{address}"
+    page = check(call("get", listed, "?limit=1"), listed, "get")
+    assert len(page["suppressions"]) == 1 and "next" in page
+    rest = check(call("get", listed, f"?cursor={page['next_cursor']}"), listed, "get")
+    addresses = {entry["address"] for entry in page["suppressions"] + rest["suppressions"]}
+    assert addresses == {"gone@remote.example", "lost@remote.example"}
+    assert call("get", listed, "?limit=0").status_code == 422
+    check(call("get", listed, "?limit=0"), listed, "get")
+    removed = call("delete", one.replace("{address}", "Gone@Remote.example"))
+    assert removed.status_code == 204
+    check(removed, one, "delete")
+    again = call("delete", one.replace("{address}", "gone@remote.example"))
+    assert again.status_code == 404
+    check(again, one, "delete")
+
+
+def test_the_events_webhook_answers_and_posts_as_documented(
+    call: Call, db_session: Session, account: Account
+) -> None:
+    path = "/{username}/events_webhook"
+    assert check(call("get", path), path, "get") == {"url": None}
+    change = DOC["components"]["schemas"]["EventsWebhookChange"]["example"]
+    set_to = check(call("put", path, json=change), path, "put")
+    assert set_to == {"url": "https://user:•••@myapp.example/events"}
+    assert check(call("get", path), path, "get") == set_to
+    for refused in ({"url": "ftp://myapp.example/events"}, {"url": change["url"], "secret": "x"}):
+        response = call("put", path, json=refused)
+        assert response.status_code == 422
+        check(response, path, "put")
+    message_id = sent_message(db_session, account, ["ok@remote.example", "gone@remote.example"])
+    gone = RecipientStatus("gone@remote.example", None, "failed", "5.1.1", "550 5.1.1 no", "smtp", None)
+    record_report(db_session, message_id, DeliveryReport("mx.remote.example", (gone,)))
+    db_session.commit()
+    batch = pending_batch(db_session, account.resource_id)
+    db_session.rollback()
+    assert batch is not None
+    assert {event["kind"] for event in batch.body["events"]} == {"delivery", "bounce"}
+    _validate(batch.body, "webhooks", "deliveryEvents", "post", "requestBody", "content", "application/json",
+              "schema")
+    removed = call("delete", path)
+    assert removed.status_code == 204
+    check(removed, path, "delete")
+    assert check(call("get", path), path, "get") == {"url": None}

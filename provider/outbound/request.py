@@ -292,4 +292,7 @@ def read_request(body: object) -> OutboundRequest:
         raise NoBody()
     if request.raw is not None and (request.plain or request.html or request.markdown or request.attachments):
         raise InvalidField("raw carries the whole message: leave out plain, html, markdown and attachments")
+    if request.raw is not None and body.get("headers"):
+        # compose_raw sends the raw message's own head: extra headers would be dropped without a word.
+        raise InvalidField("headers cannot be combined with raw: put them in the raw message")
     return request

@@ -138,7 +138,11 @@ def test_a_suppressed_recipient_is_recorded_and_not_attempted(
         ({"to": {"ann": "x"}}, 422, "to must be a string or a list"),
         ({"from": "orders@not-mine.example"}, 422, "Sending from not-mine.example is not allowed"),
         ({"raw": "From: a@shop.example\r\nTo: z@example.com\r\n\r\nx", "plain": None, "html": None,
-          "attachments": None, "from": "orders@shop.example"}, 422, "From header does not match"),
+          "attachments": None, "headers": None, "from": "orders@shop.example"}, 422,
+         "From header does not match"),
+        ({"raw": "From: orders@shop.example\r\nTo: ann@example.com\r\n\r\nx", "plain": None, "html": None,
+          "attachments": None, "from": "orders@shop.example", "to": "ann@example.com", "cc": None}, 422,
+         "headers cannot be combined with raw: put them in the raw message"),
     ],
 )
 def test_each_refusal_is_json_with_the_documented_text_and_stores_nothing(

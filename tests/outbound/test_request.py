@@ -124,3 +124,14 @@ def test_the_smtp_reply_of_a_refusal_is_permanent() -> None:
     with pytest.raises(BlockedAttachment) as caught:
         _read(attachments=[{"file_name": "x.bat", "content": ""}])
     assert caught.value.smtp_reply.startswith("550 5.7.1 ")
+
+
+def test_headers_with_raw_are_refused_rather_than_dropped() -> None:
+    raw = "From: orders@shop.example\r\nTo: ann@example.com\r\nSubject: Raw\r\n\r\nHello\r\n"
+    fields = {"from": "orders@shop.example", "to": "ann@example.com", "raw": raw}
+    with pytest.raises(InvalidField) as caught:
+        read_request({**fields, "headers": {"X-Order": "42"}})
+    assert caught.value.text == "headers cannot be combined with raw: put them in the raw message"
+    assert caught.value.http_status == 422
+    for empty in (None, {}):
+        assert read_request({**fields, "headers": empty}).raw == raw.encode()
