@@ -10,6 +10,7 @@ import smtplib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pytest
 from flask import Flask
@@ -18,13 +19,15 @@ from sqlalchemy.orm import Session
 
 from provider import create_app
 from provider.models import Resource
+from provider.plans import PLANS
 from provider.services.credentials import issue_credential
+from provider.services.usage import count_inbound
 from provider.settings import Settings
 from smtp_edge.routes import RouteCache
 from tests.dnsserver import DnsServer
 from tests.provider.partner import send as partner_send
 
-from .conftest import SENDER, EdgeThread, Mailbox, Target, history, message, open_transaction
+from .conftest import SENDER, Conversation, EdgeThread, Mailbox, Target, history, message, open_transaction
 
 NAME = "shop.example"
 UNKNOWN = "550 5.1.1 No such recipient here"
@@ -293,3 +296,30 @@ def test_a_change_of_the_addresses_target_reaches_mail_to_its_domain(
     _wait_for(lambda: _cache(edge).generation > before, "the address notice")
     _deliver(edge, f"x@{NAME}", "after")
     assert [request.path for request in target.requests] == ["/status/201", "/status/200"]
+
+
+def test_the_monthly_quota_holds_for_mail_to_a_domain_while_its_route_is_cached(
+    edge: EdgeThread, customer: Callable[..., Customer], db_session: Session
+) -> None:
+    _wait_for(lambda: _cache(edge).listening, "the route cache to listen")
+    me = customer(plan="starter")
+    me.serve(NAME)
+    count_inbound(db_session, me.box.resource_id, datetime.now(UTC), PLANS["starter"].inbound_per_month - 1)
+    db_session.commit()
+    _deliver(edge, f"x@{NAME}", "the last one the quota allows")
+    assert f"@{NAME}" in _cache(edge)._entries
+    assert _rcpt(edge, f"y@{NAME}")[0].startswith("452 4.2.2 ")
+    assert _rcpt(edge, me.box.address)[0].startswith("452 4.2.2 ")
+
+
+def test_a_unicode_domain_is_served_under_either_spelling(
+    edge: EdgeThread, target: Target, customer: Callable[..., Customer]
+) -> None:
+    me = customer()
+    me.serve("Bücher.example")
+    assert _rcpt(edge, "info@xn--bcher-kva.example") == ["250 2.1.5 OK"]
+    smtp = Conversation(edge.mx_port)
+    smtp.command("EHLO client.example")
+    assert smtp.command(f"MAIL FROM:<{SENDER}> SMTPUTF8") == ["250 2.1.0 OK"]
+    assert smtp.command("RCPT TO:<info@bücher.example>") == ["250 2.1.5 OK"]
+    smtp.close()
