@@ -21,8 +21,10 @@ through other edge processes can overshoot a quota by at most that long's worth.
 also bounds how long an entry can outlive a change whose notification was lost in a network
 partition that kept the listening connection looking alive.
 
-Only routes are cached, not refusals: an unknown address or an unverified domain asks the
-database every time, so a new address (or a domain just verified) receives mail at once.
+Refusals are not cached, so a new address receives mail at once: an unknown address or an
+unverified domain asks the database every time. The one exception is a domain nobody claims (a
+relay attempt, `_unserved`): remembered like a route, and forgotten at any domain notice, since
+the trigger of migration 0013 fires for new claims too.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ APPLICATION_NAME = "cloudmailin-edge-routes"
 REFRESH_AFTER = 30.0
 """Seconds an entry is served before it is read again (usage from other edges, lost notices)."""
 MAX_ENTRIES = 50_000
+MAX_UNSERVED = 10_000
+"""Domains remembered as claimed by nobody (relay attempts), apart so they never evict routes."""
 RETRY_AFTER = (0.5, 1.0, 2.0, 5.0, 10.0)
 """Seconds between attempts to (re)connect the listening connection; the last one repeats."""
 
@@ -86,6 +90,8 @@ class RouteCache:
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
         self._by_tag: dict[str, set[str]] = {}
+        self._unserved: dict[str, float] = {}
+        """Domains nobody claims, by when that was read: a relay attempt costs no query."""
         self.listening = False
         self.generation = 0
         """Bumped by every invalidation; tests wait on it to know a notice has arrived."""
@@ -110,16 +116,28 @@ class RouteCache:
         now = utcnow()
         entry = self._fresh(key, now)
         if entry is None:
+            unserved_at = self._unserved.get(domain)
+            if unserved_at is not None and self._clock() - unserved_at < REFRESH_AFTER:
+                raise RelayDenied()
             generation = self.generation
             served: DomainRoute | None = await self._in_db(custom_domain, self._settings, domain, now=now)
+            cacheable = self.listening and generation == self.generation
             if served is None:
+                if cacheable:
+                    self._remember_unserved(domain)
                 raise RelayDenied()
             route = served.route
             tags = (f"address:{served.local_id}", f"resource:{route.resource_id}", f"domain:{served.name}")
             entry = _Entry(route, self._clock(), month_start(now), tags, served.local_part_regex)
-            if self.listening and generation == self.generation:
+            if cacheable:
                 self._store(key, entry)
         return domain_local_part(entry.route, entry.local_part_regex, local)
+
+    def _remember_unserved(self, domain: str) -> None:
+        self._unserved.pop(domain, None)
+        if len(self._unserved) >= MAX_UNSERVED:
+            del self._unserved[next(iter(self._unserved))]
+        self._unserved[domain] = self._clock()
 
     def _fresh(self, key: str, now: datetime) -> _Entry | None:
         entry = self._entries.get(key)
@@ -147,6 +165,7 @@ class RouteCache:
             self._drop(key)
         elif kind == "domain":
             self._drop("@" + key)  # a new row of its own name now outranks the wildcard it matched
+            self._unserved.clear()  # any claim may serve one of them (a wildcard, many); claims are rare
         elif kind != "resource":
             log.warning("route notice %r not understood; dropping every cached route", notice)
             self._clear()
@@ -209,3 +228,4 @@ class RouteCache:
         self.generation += 1
         self._entries.clear()
         self._by_tag.clear()
+        self._unserved.clear()

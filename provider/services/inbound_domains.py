@@ -118,7 +118,8 @@ def add_domain(
     pattern = local_part_regex(raw_regex)
     now = now or utcnow()
     # The resource row's lock orders this against a plan change (which counts domains under it).
-    resource = session.scalar(select(Resource).where(Resource.id == resource_id).with_for_update())
+    locked = select(Resource).where(Resource.id == resource_id).with_for_update()
+    resource = session.scalar(locked.execution_options(populate_existing=True))
     assert resource is not None  # authenticated a moment ago; a deprovision keeps the row
     plan = _plan(resource.plan)
     mine = select(func.count()).select_from(Domain).where(Domain.resource_id == resource_id)

@@ -323,3 +323,18 @@ def test_a_unicode_domain_is_served_under_either_spelling(
     assert smtp.command(f"MAIL FROM:<{SENDER}> SMTPUTF8") == ["250 2.1.0 OK"]
     assert smtp.command("RCPT TO:<info@bücher.example>") == ["250 2.1.5 OK"]
     smtp.close()
+
+
+def test_a_domain_refused_as_claimed_by_nobody_is_served_as_soon_as_a_claim_is_verified(
+    edge: EdgeThread, customer: Callable[..., Customer]
+) -> None:
+    _wait_for(lambda: _cache(edge).listening, "the route cache to listen")
+    me = customer()
+    for recipient in (f"x@{NAME}", f"x@eu.{NAME}"):
+        assert _rcpt(edge, recipient) == [NOT_SERVED]
+    assert {NAME, f"eu.{NAME}"} <= set(_cache(edge)._unserved)  # the next relay attempt asks no one
+    assert _rcpt(edge, f"x@{NAME}") == [NOT_SERVED]
+    me.serve(f"*.{NAME}")
+    _wait_for(lambda: f"eu.{NAME}" not in _cache(edge)._unserved, "the domain notice")
+    assert _rcpt(edge, f"x@eu.{NAME}") == ["250 2.1.5 OK"]
+    assert _rcpt(edge, f"x@{NAME}") == [NOT_SERVED]
