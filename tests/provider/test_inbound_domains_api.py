@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -11,10 +13,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from provider import create_app
+from provider.db import session_factory
 from provider.models import Address, Domain
 from provider.models.domain import INBOUND
 from provider.settings import Settings
@@ -315,3 +318,36 @@ def test_deprovisioning_frees_the_domain_for_another_add_on(
     assert _add(client, other, NAME).status_code == 409
     assert send(client, settings, "DELETE", f"/heroku/resources/{me.resource_id}").status_code == 204
     assert _add(client, other, NAME).status_code == 201
+
+
+def test_two_concurrent_adds_cannot_both_take_the_plans_last_domain(
+    app: Flask, db_session: Session, settings: Settings
+) -> None:
+    account = new_account(db_session, settings, plan="starter", domain=None)
+    holder_session = session_factory(settings.database_url)()
+    holder_session.execute(
+        text("SELECT 1 FROM resources WHERE id = :id FOR UPDATE"), {"id": account.resource_id}
+    )
+    # The first waits for the holder, the second for the first (the row lock's queue).
+    waiting_for = text("SELECT count(*) FROM pg_stat_activity WHERE cardinality(pg_blocking_pids(pid)) > 0")
+    answers: list[Any] = []
+    adds = [
+        threading.Thread(target=lambda name=name: answers.append(_add(app.test_client(), account, name)))
+        for name in ("one.example", "two.example")
+    ]
+    for add in adds:
+        add.start()
+    try:
+        deadline = time.monotonic() + 10
+        while db_session.scalar(waiting_for) < 2:
+            assert time.monotonic() < deadline, "the adds never waited for the resource's lock"
+            db_session.rollback()  # pg_stat_activity is read once per transaction
+            time.sleep(0.01)
+        holder_session.commit()
+    finally:
+        holder_session.close()
+        for add in adds:
+            add.join(10)
+    assert sorted(answer.status_code for answer in answers) == [201, 403]
+    db_session.rollback()
+    assert len(db_session.scalars(select(Domain)).all()) == 1
