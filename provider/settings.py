@@ -101,6 +101,8 @@ class Settings:
     dns_nameservers: str = ""
     # Where mail to postmaster@INBOUND_DOMAIN is POSTed (JSON format); empty: accepted and logged.
     postmaster_target_url: str = ""
+    # The host custom inbound domains point their MX at (verified before they are routed).
+    inbound_mx_host: str = "mx.cloudmailin.net"
 
     # Outbound mail.
     sending_domain_verification: bool = True
@@ -188,6 +190,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         store_timeout=_float(env, "STORE_TIMEOUT", 10.0),
         dns_nameservers=env.get("DNS_NAMESERVERS", ""),
         postmaster_target_url=env.get("POSTMASTER_TARGET_URL", ""),
+        inbound_mx_host=(env.get("INBOUND_MX_HOST", "") or f"mx.{inbound_domain}").lower().rstrip("."),
         sending_domain_verification=verification == "on",
         bounce_domain=(env.get("BOUNCE_DOMAIN", "") or f"bounces.{inbound_domain}").lower(),
         spf_include=(env.get("SPF_INCLUDE", "") or f"spf.{inbound_domain}").lower(),

@@ -107,3 +107,9 @@ def test_sweep_interval_defaults_to_a_minute_and_must_be_a_positive_number_of_se
     for bad in ("0", "-1", "soon"):
         with pytest.raises(SettingsError, match="SWEEP_INTERVAL"):
             load_settings({**BASE, "SWEEP_INTERVAL": bad})
+
+
+def test_the_inbound_mx_host_defaults_to_mx_of_the_inbound_domain_and_is_read_lower_cased():
+    assert load_settings({**BASE, "INBOUND_DOMAIN": "in.example.net"}).inbound_mx_host == "mx.in.example.net"
+    named = load_settings({**BASE, "INBOUND_MX_HOST": "Edge.Example.NET."})
+    assert named.inbound_mx_host == "edge.example.net"

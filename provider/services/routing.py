@@ -8,19 +8,22 @@ A recipient reaches one of:
   accept. It goes to the operator: POSTed in the JSON format to POSTMASTER_TARGET_URL when that
   is set, otherwise accepted and written to the edge's log (sender, subject, Message-ID), since
   there is no resource to record it against;
-- a custom domain of a resource (`_custom_domain_route`; see there);
+- a verified custom domain of a resource (`custom_domain`): any local part, or those its
+  pattern takes, and postmaster@ the domain, all to the resource's address (one POST with its
+  forward address's recipients, as they share the route's key);
 - a bounce address, `bounces+<message uuid>@BOUNCE_DOMAIN` (the VERP envelope sender of outbound
   mail): its route (`BOUNCES`) is not POSTed anywhere, the edge reads the delivery report in it
   (smtp_edge/bounces.py). Any other local part there is refused with 550 5.1.1, except
   postmaster@, which RFC 5321 requires. When BOUNCE_DOMAIN is INBOUND_DOMAIN itself, only the
   `bounces+` local parts are taken as bounces and the rest routes as forward addresses.
 
-Everything else is refused: an unknown, deprovisioned or target-less address with 550, any
-domain not served with 550 5.7.1 (never relay). A forward address costs one indexed query
+Everything else is refused: an unknown, deprovisioned or target-less address, a custom domain
+not verified (yet) or a local part its pattern does not take with 550 5.1.1, any domain nobody
+claims with 550 5.7.1 (never relay). A forward address costs one indexed query
 (addresses.local_id is unique), which also brings the resource's plan and this month's usage so
 the edge can apply the plan's limits without a second round trip. The edge caches the routes
-of forward addresses (smtp_edge/routes.py), keyed by `forward_local_id`, and drops them when
-the database notifies a change.
+of forward addresses (smtp_edge/routes.py), keyed by `forward_local_id`, and those of custom
+domains (`DomainRoute`, by domain), and drops them when the database notifies a change.
 """
 
 from __future__ import annotations
@@ -30,15 +33,18 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+import idna
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from ..errors import NoTarget, RelayDenied, UnknownRecipient
-from ..models import Address, Resource, Usage
+from ..models import Address, Domain, Resource, Usage
+from ..models.domain import INBOUND
 from ..models.resource import DEPROVISIONED
 from ..outbound.verp import LOCAL_PREFIX, message_id_of
 from ..plans import DEFAULT_PLAN, LARGEST_MESSAGE_BYTES, PLANS, Plan, UnknownPlan, plan_named
 from ..settings import Settings
+from .local_parts import matches
 from .stores import RouteStore
 from .usage import month_start
 
@@ -180,14 +186,108 @@ def postmaster_route(settings: Settings) -> Route:
 def _custom_domain_route(
     session: Session, settings: Settings, local: str, domain: str, *, now: datetime
 ) -> Route | None:
-    """The seam for custom inbound domains (Domain rows of kind "inbound", verified).
+    """A recipient on a custom inbound domain (`services.inbound_domains`); None: not served."""
+    served = custom_domain(session, settings, domain, now=now)
+    return None if served is None else served.route_for(local)
 
-    None means "not served here". Custom domains are routed by the custom-domains feature, which
-    fills in this one function (exact and one-level wildcard names, the local-part regex,
-    verification, postmaster@ the domain); the edge and the rest of routing need no change.
-    Until then no other domain is served, so the MX refuses them as relaying.
-    """
-    return None
+
+@dataclass(frozen=True)
+class DomainRoute:
+    """A served custom domain: the route of its address and which local parts it takes."""
+
+    name: str
+    """The row's name: the domain itself, or the `*.<parent>` it matched."""
+    route: Route
+    local_part_regex: str | None
+    local_id: str
+    """The forward address's, whose changes (migration 0002) change this route too."""
+
+    def route_for(self, local: str) -> Route:
+        return domain_local_part(self.route, self.local_part_regex, local)
+
+
+def domain_local_part(route: Route, local_part_regex: str | None, local: str) -> Route:
+    """`route` when a custom domain takes `local` (every local part without a pattern, and
+    postmaster@ always: RFC 5321 section 4.5.1, the domain's owner gets it), else 550 5.1.1."""
+    if local_part_regex is None or local.lower() == POSTMASTER or matches(local_part_regex, local):
+        return route
+    raise UnknownRecipient()
+
+
+def custom_domain_of(settings: Settings, recipient: str) -> tuple[str, str] | None:
+    """(local part, domain) when `route_recipient` would look the domain up as a custom one."""
+    local, domain = split_address(recipient)
+    if not local or not domain or domain in (settings.inbound_domain, settings.bounce_domain):
+        return None
+    return local, domain
+
+
+def custom_domain(
+    session: Session, settings: Settings, domain: str, *, now: datetime
+) -> DomainRoute | None:
+    """The verified inbound domain serving `domain`: its own row, else the `*.<parent>` one
+    (exactly one level: `*.example.com` serves `a.example.com`, neither `example.com` nor
+    `b.a.example.com`). None when nobody claims it (RelayDenied); a claim not verified, or of an
+    add-on that is no longer active, is 550 5.1.1 like an unknown address."""
+    name = _a_labels(domain)
+    if "*" in name:
+        return None  # a literal `*.` recipient domain is not the wildcard's to serve
+    parent = name.split(".", 1)[1] if "." in name else ""
+    names = [name, f"*.{parent}"] if "." in parent else [name]
+    rows = session.execute(
+        select(
+            Domain.name,
+            Domain.verified_at,
+            Domain.local_part_regex,
+            Address.id,
+            Address.local_id,
+            Address.resource_id,
+            Address.target_url,
+            Address.format,
+            Address.signing_secret_enc,
+            Address.size_as_string,
+            Resource.plan,
+            Resource.state,
+            Resource.log_input_url_enc.is_not(None).label("log_drain"),
+            Usage.inbound,
+        )
+        .join(Address, Address.id == Domain.address_id)
+        .join(Resource, Resource.id == Domain.resource_id)
+        .outerjoin(Usage, and_(Usage.resource_id == Domain.resource_id, Usage.period == month_start(now)))
+        .where(Domain.kind == INBOUND, Domain.name.in_(names))
+    ).all()
+    if not rows:
+        return None
+    served = [row for row in rows if row.verified_at is not None and row.state != DEPROVISIONED]
+    served.sort(key=lambda row: row.name != name)  # its own name before the wildcard
+    if not served:
+        raise UnknownRecipient()
+    row = served[0]
+    if not row.target_url:
+        raise NoTarget()
+    route = Route(
+        key=f"address:{row.id}",
+        target_url=row.target_url,
+        format=row.format,
+        resource_id=row.resource_id,
+        address_id=row.id,
+        signing_secret_enc=row.signing_secret_enc,
+        size_as_string=row.size_as_string,
+        plan=_plan(row.plan, row.resource_id),
+        inbound_this_month=int(row.inbound or 0),
+        log_drain=bool(row.log_drain),
+    )
+    return DomainRoute(row.name, route, row.local_part_regex, row.local_id)
+
+
+def _a_labels(domain: str) -> str:
+    """Domains are stored as IDNA A-labels; a recipient may spell one in Unicode (SMTPUTF8)."""
+    if domain.isascii():
+        return domain
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
+        return domain
 
 
 def _plan(name: str, resource_id: str) -> Plan:

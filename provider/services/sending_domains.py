@@ -21,99 +21,65 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-import secrets
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import dns.resolver
-import idna
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..crypto import box_for
-from ..dns import DnsError, lookup_txt, make_resolver
+from ..dns import make_resolver
 from ..models import Domain
 from ..models.base import utcnow
 from ..models.domain import SENDING
 from ..outbound.dkim import DEFAULT_SELECTOR, dns_record, new_key_pair, public_key_of, record_name
 from ..settings import Settings
 from . import applog
+from .domain_names import (
+    LOOKUP_FAILED,
+    MISSING,
+    OK,
+    UNVERIFIED_CLAIM_LIFETIME,
+    VERIFICATION,
+    VERIFICATION_LABEL,
+    VERIFICATION_PREFIX,
+    WRONG,
+    DnsRecord,
+    DomainTaken,
+    InvalidDomainName,
+    RecordCheck,
+    Verification,
+    insert_claim,
+    judge_token,
+    lookup_txt_check,
+    new_token,
+    normalized_name,
+    release_lapsed_claim,
+    token_record,
+)
+
+__all__ = [
+    "LOOKUP_FAILED", "MISSING", "OK", "UNVERIFIED_CLAIM_LIFETIME", "VERIFICATION", "VERIFICATION_LABEL",
+    "VERIFICATION_PREFIX", "WRONG", "DnsRecord", "DomainTaken", "InvalidDomainName", "RecordCheck",
+    "Verification",
+]
 
 log = logging.getLogger(__name__)
 
-VERIFICATION_LABEL = "_cloudmailin"
-VERIFICATION_PREFIX = "cloudmailin-verification="
-UNVERIFIED_CLAIM_LIFETIME = timedelta(days=7)
+LABEL = "sending domain"
 MAX_NAME_LENGTH = 253 - len(record_name("", DEFAULT_SELECTOR))
 """A DNS name holds 253 characters, and the DKIM record's name is the longest we publish."""
 
-_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-
-OK, MISSING, WRONG, LOOKUP_FAILED = "ok", "missing", "wrong", "lookup_failed"
-DKIM, VERIFICATION, SPF = "dkim", "verification", "spf"
-
-
-class InvalidDomainName(ValueError):
-    """Not a name an add-on can send from (malformed, a bare host, the service's own domains)."""
-
-
-class DomainTaken(Exception):
-    """The domain is already a sending domain, of this add-on or of another one."""
+DKIM, SPF = "dkim", "spf"
 
 
 class UnknownSendingDomain(LookupError):
     """This add-on has no such sending domain (another add-on's included, so names tell nothing)."""
 
 
-@dataclass(frozen=True)
-class DnsRecord:
-    type: str
-    name: str
-    value: str
-    purpose: str
-    required: bool
-
-
-@dataclass(frozen=True)
-class RecordCheck:
-    record: DnsRecord
-    status: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class Verification:
-    domain: Domain
-    verified: bool
-    """Whether the domain is verified now (it may send), which a failed re-check leaves as it was."""
-    checks: tuple[RecordCheck, ...]
-
-
 def sending_domain_name(settings: Settings, raw: object) -> str:
     """`raw` as stored: IDNA A-labels (UTS 46 mapping, so lower case), no final dot."""
-    if not isinstance(raw, str) or not raw.strip():
-        raise InvalidDomainName("name must be a domain name, such as mail.example.com.")
-    text = raw.strip()
-    text = text[:-1] if text.endswith(".") else text
-    if len(text) > 4 * MAX_NAME_LENGTH:  # before IDNA's work, and not echoed: far too long either way
-        raise InvalidDomainName(f"name is longer than {MAX_NAME_LENGTH} characters.")
-    try:
-        name = idna.encode(text, uts46=True).decode("ascii")
-    except (idna.IDNAError, UnicodeError):
-        raise InvalidDomainName(f"{raw!r} is not a valid domain name.") from None
-    labels = name.split(".")
-    if not all(_LABEL.match(label) for label in labels):
-        raise InvalidDomainName(f"{raw!r} is not a valid domain name.")
-    if len(labels) < 2 or labels[-1].isdigit():
-        raise InvalidDomainName(f"{raw!r} is not a domain name with a top-level domain, such as example.com.")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidDomainName(f"{raw!r} is longer than {MAX_NAME_LENGTH} characters.")
-    for own in (settings.inbound_domain, settings.bounce_domain):
-        if name == own or name.endswith("." + own) or own.endswith("." + name):
-            raise InvalidDomainName(f"{name} is this service's own domain (or a parent of it) and cannot be "
-                                    "a sending domain.")
-    return name
+    return normalized_name(settings, raw, what="a sending domain", max_length=MAX_NAME_LENGTH)
 
 
 def resource_domains(session: Session, resource_id: str) -> list[Domain]:
@@ -146,47 +112,21 @@ def add_domain(
     name = sending_domain_name(settings, raw_name)
     now = now or utcnow()
     private, _public = new_key_pair()  # before taking the row lock: key generation takes a while
-    existing = session.scalar(
-        select(Domain).where(Domain.name == name, Domain.kind == SENDING).with_for_update()
-    )
-    if existing is not None:
-        if existing.resource_id == resource_id:
-            session.rollback()
-            raise DomainTaken(f"{name} is already a sending domain of this add-on.")
-        if existing.verified_at is not None or existing.created_at > now - UNVERIFIED_CLAIM_LIFETIME:
-            session.rollback()
-            raise DomainTaken(_taken_text(name))
-        released = existing.resource_id
-        session.delete(existing)
-        session.flush()
-        applog.record(session, settings, released,
-                      f"cloudmailin: sending domain {name} released (unverified for "
-                      f"{UNVERIFIED_CLAIM_LIFETIME.days} days, added by another add-on)")
-        log.info("unverified sending domain released domain=%s resource=%s", name, released)
+    release_lapsed_claim(session, settings, resource_id, name, SENDING, label=LABEL, now=now)
     domain = Domain(
         resource_id=resource_id,
         name=name,
         kind=SENDING,
-        verification_token=secrets.token_hex(16),
+        verification_token=new_token(),
         dkim_selector=DEFAULT_SELECTOR,
         dkim_private_key_enc=box_for(settings).encrypt(private),
         created_at=now,
     )
-    session.add(domain)
-    try:
-        session.flush()
-    except IntegrityError:  # a concurrent add of the same name committed first
-        session.rollback()
-        raise DomainTaken(_taken_text(name)) from None
+    insert_claim(session, domain, LABEL)
     applog.record(session, settings, resource_id, f"cloudmailin: sending domain {name} added")
     log.info("sending domain added domain=%s resource=%s", name, resource_id)
     session.commit()
     return domain
-
-
-def _taken_text(name: str) -> str:
-    return (f"{name} is a sending domain of another add-on. A claim that is not verified within "
-            f"{UNVERIFIED_CLAIM_LIFETIME.days} days lapses.")
 
 
 def delete_domain(session: Session, settings: Settings, resource_id: str, raw_name: str) -> None:
@@ -211,8 +151,7 @@ def dns_records(settings: Settings, domain: Domain) -> list[DnsRecord]:
     return [
         DnsRecord("TXT", record_name(domain.name, domain.dkim_selector or DEFAULT_SELECTOR),
                   dns_record(public_key(settings, domain)), DKIM, True),
-        DnsRecord("TXT", f"{VERIFICATION_LABEL}.{domain.name}",
-                  f"{VERIFICATION_PREFIX}{domain.verification_token}", VERIFICATION, True),
+        token_record(domain.name, domain.verification_token),
         DnsRecord("TXT", domain.name, f"v=spf1 include:{settings.spf_include} ~all", SPF, False),
     ]
 
@@ -240,12 +179,11 @@ def verify_domain(
 
 
 def _check(resolver: dns.resolver.Resolver, record: DnsRecord) -> RecordCheck:
-    try:
-        found = lookup_txt(resolver, record.name)
-    except DnsError as exc:
-        detail = f"Looking up TXT at {record.name} failed ({exc}); try again."
-        return RecordCheck(record, LOOKUP_FAILED, detail)
-    judge = {DKIM: _judge_dkim, VERIFICATION: _judge_token, SPF: _judge_spf}[record.purpose]
+    found, failed = lookup_txt_check(resolver, record)
+    if found is None:
+        assert failed is not None
+        return failed
+    judge = {DKIM: _judge_dkim, VERIFICATION: judge_token, SPF: _judge_spf}[record.purpose]
     status, detail = judge(record, found)
     return RecordCheck(record, status, detail)
 
@@ -273,15 +211,6 @@ def _judge_dkim(record: DnsRecord, found: list[str]) -> tuple[str, str]:
     if tags.get("k", "rsa").lower() != "rsa" or not hmac.compare_digest(tags["p"], expected):
         return WRONG, f"The DKIM key at {record.name} is another key; replace it with {record.value}"
     return OK, f"The DKIM key at {record.name} is published."
-
-
-def _judge_token(record: DnsRecord, found: list[str]) -> tuple[str, str]:
-    tokens = [value.strip() for value in found if value.strip().startswith(VERIFICATION_PREFIX)]
-    if any(hmac.compare_digest(token.encode(), record.value.encode()) for token in tokens):
-        return OK, f"The verification token at {record.name} is published."
-    if tokens:
-        return WRONG, f"The verification token at {record.name} is another one; publish {record.value}"
-    return MISSING, f"No verification TXT record at {record.name}; publish {record.value}"
 
 
 def _judge_spf(record: DnsRecord, found: list[str]) -> tuple[str, str]:

@@ -13,7 +13,6 @@ become HTTP answers here, in `_answer`, and nowhere else.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import jsonify, request
@@ -23,10 +22,8 @@ from ..db import db
 from ..models import Domain
 from ..services.partner_requests import InvalidRequest, json_object
 from ..services.sending_domains import (
-    DnsRecord,
     DomainTaken,
     InvalidDomainName,
-    RecordCheck,
     UnknownSendingDomain,
     add_domain,
     delete_domain,
@@ -37,6 +34,9 @@ from ..services.sending_domains import (
 )
 from . import current_settings
 from .api import ApiError, authenticated, bp
+from .domain_json import check_json as _check
+from .domain_json import record_json as _record
+from .domain_json import time_json as _time
 
 FIELDS = ("name",)
 
@@ -101,16 +101,3 @@ def _domain(domain: Domain) -> dict[str, Any]:
         "dkim_selector": domain.dkim_selector,
         "dns_records": [_record(record) for record in dns_records(current_settings(), domain)],
     }
-
-
-def _record(record: DnsRecord) -> dict[str, Any]:
-    return {"type": record.type, "name": record.name, "value": record.value, "purpose": record.purpose,
-            "required": record.required}
-
-
-def _check(check: RecordCheck) -> dict[str, Any]:
-    return {**_record(check.record), "status": check.status, "detail": check.detail}
-
-
-def _time(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
