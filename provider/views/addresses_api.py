@@ -19,7 +19,7 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from ..db import db
+from ..extensions import db
 from ..models import Address
 from ..services.address_settings import (
     UnknownAddress,

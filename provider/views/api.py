@@ -25,7 +25,7 @@ from flask import Blueprint, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from ..db import db
+from ..extensions import db
 from ..models import InboundMessage, Resource
 from ..services.credentials import authenticate
 from ..services.history import Cursor, HistoryFilter, InvalidCursor, history_page

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template, session
 from flask.typing import ResponseReturnValue
 
-from ..db import db
+from ..extensions import db
 from ..models import Resource
 from ..plans import PLANS
 from ..services.addresses import display_target, forward_address

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ..crypto import same_secret
-from ..db import db
+from ..extensions import db
 from ..plans import UnknownPlan
 from ..services import provisioning
 from ..services.addresses import InvalidAddressSetting

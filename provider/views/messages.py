@@ -17,8 +17,8 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from ..db import db
 from ..errors import DomainError
+from ..extensions import db
 from ..models import OutboundMessage, OutboundRecipient
 from ..outbound.outgoing import from_api
 from ..outbound.request import read_request

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
-from ..db import db
+from ..extensions import db
 from ..models import Resource
 from ..services.partner_requests import InvalidRequest, resource_id
 from ..services.sso import SsoRefused, verify

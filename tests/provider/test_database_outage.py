@@ -51,7 +51,7 @@ def outage_app(outage_db: tuple[PrivatePostgres, Settings]) -> Iterator[Flask]:
     app = create_app(outage_db[1])
     yield app
     with app.app_context():
-        from provider.db import db
+        from provider.extensions import db
 
         db.engine.dispose()
 
