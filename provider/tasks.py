@@ -31,8 +31,28 @@ LOGS_QUEUE = "logs"
 QUEUES = (PROVISIONING_QUEUE, DEFAULT_QUEUE, LOGS_QUEUE)
 OUTBOUND_QUEUES = {"priority": "outbound-priority", "standard": "outbound", "digest": "outbound-digest"}
 """One RQ queue per delivery class; the delivery worker serves them in this order."""
+
+# Every job any process enqueues, by the dotted path RQ imports when it runs the job. The domain
+# cannot import the worker modules (they load RQ and the workers' context), so the names live here,
+# once; tests/test_tasks.py checks that each one still imports to its function.
+EXCHANGE_GRANT_JOB = "workers.jobs.provisioning.exchange_grant"
+COMPLETE_PROVISIONING_JOB = "workers.jobs.provisioning.complete_provisioning"
+DEPROVISION_ACTION_JOB = "workers.jobs.provisioning.deprovision_action"
+SHIP_LOGS_JOB = "workers.jobs.logs.ship_logs"
+DISPATCH_SHIPPING_JOB = "workers.jobs.logs.dispatch_shipping"
+SWEEP_JOB = "workers.jobs.sweep.sweep"
 DELIVER_JOB = "workers.jobs.delivery.deliver_message"
 DRAIN_JOB = "workers.jobs.delivery.drain"
+JOB_NAMES = (
+    EXCHANGE_GRANT_JOB,
+    COMPLETE_PROVISIONING_JOB,
+    DEPROVISION_ACTION_JOB,
+    SHIP_LOGS_JOB,
+    DISPATCH_SHIPPING_JOB,
+    SWEEP_JOB,
+    DELIVER_JOB,
+    DRAIN_JOB,
+)
 
 
 @dataclass

@@ -33,7 +33,13 @@ from ..models.domain import INBOUND
 from ..models.resource import DEPROVISIONED, PROVISIONING
 from ..plans import Plan
 from ..settings import Settings
-from ..tasks import PROVISIONING_QUEUE, Job, enqueue_after_commit
+from ..tasks import (
+    COMPLETE_PROVISIONING_JOB,
+    EXCHANGE_GRANT_JOB,
+    PROVISIONING_QUEUE,
+    Job,
+    enqueue_after_commit,
+)
 from . import applog, credentials, oauth_tokens
 from .addresses import display_target, forward_address
 from .new_resource import insert_new_resource
@@ -41,8 +47,6 @@ from .partner_requests import ProvisionRequest
 
 log = logging.getLogger(__name__)
 
-EXCHANGE_GRANT_JOB = "workers.jobs.provisioning.exchange_grant"
-COMPLETE_PROVISIONING_JOB = "workers.jobs.provisioning.complete_provisioning"
 PURGE_AFTER = timedelta(days=7)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from provider.crypto import SecretBox
 from provider.models import AppLogLine, Resource
 from provider.services import applog
-from provider.tasks import LOGS_QUEUE, redis_connection
+from provider.tasks import DISPATCH_SHIPPING_JOB, LOGS_QUEUE, SHIP_LOGS_JOB, redis_connection
 from tests.logjobs import dispatch
 
 RID = "11111111-2222-3333-4444-555555555555"
@@ -35,8 +35,8 @@ def _lines(db_session):
     return db_session.scalar(select(func.count()).select_from(AppLogLine))
 
 
-DISPATCH = (applog.DISPATCH_JOB, ())
-SHIP = (applog.SHIP_JOB, (RID,))
+DISPATCH = (DISPATCH_SHIPPING_JOB, ())
+SHIP = (SHIP_LOGS_JOB, (RID,))
 
 
 def test_lines_are_shipped_by_one_job_enqueued_after_commit(settings, db_session):
@@ -77,7 +77,7 @@ def test_many_resources_asking_at_once_cost_one_dispatch_and_a_job_each(settings
     db_session.commit()
     assert _jobs(settings) == [DISPATCH]
     dispatch(settings)
-    assert sorted(_jobs(settings)) == [(applog.SHIP_JOB, (rid,)) for rid in ids]
+    assert sorted(_jobs(settings)) == [(SHIP_LOGS_JOB, (rid,)) for rid in ids]
 
 
 def test_a_request_arriving_while_the_dispatch_ends_is_not_lost(settings, db_session, redis):

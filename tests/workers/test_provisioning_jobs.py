@@ -21,13 +21,16 @@ from provider.plans import plan_named
 from provider.services import credentials, oauth_tokens
 from provider.services.partner_requests import OAuthGrant, ProvisionRequest
 from provider.services.provisioning import config_for, deprovision, provision
-from provider.tasks import PROVISIONING_QUEUE, redis_connection
+from provider.tasks import (
+    COMPLETE_PROVISIONING_JOB,
+    DEPROVISION_ACTION_JOB,
+    EXCHANGE_GRANT_JOB,
+    PROVISIONING_QUEUE,
+    redis_connection,
+)
 from tests.heroku_side import SeededAddon, seed_addon, token_calls
 from tests.heroku_standin.faults import inject_fault
 from workers.jobs.provisioning import (
-    COMPLETE_JOB,
-    DEPROVISION_JOB,
-    EXCHANGE_JOB,
     PROVISIONING_BACKOFF,
     complete_provisioning,
     deprovision_action,
@@ -111,7 +114,7 @@ def test_exchange_retries_quickly_while_the_token_endpoint_is_down(heroku, db_se
     inject_fault(running.url, "/oauth/token", 503)
     assert exchange_grant(seeded.id).startswith("retrying in 2s")
     ((func, args, _),) = _scheduled(settings)
-    assert (func, args) == (EXCHANGE_JOB, (seeded.id, 1))
+    assert (func, args) == (EXCHANGE_GRANT_JOB, (seeded.id, 1))
     assert exchange_grant(*args) == "exchanged"
 
 
@@ -173,7 +176,7 @@ def test_a_temporary_failure_keeps_the_tokens_and_the_retry_finishes_without_the
     assert resource.state == PROVISIONING
     assert oauth_tokens.has_tokens(resource)
     ((func, args, _),) = _scheduled(settings)
-    assert (func, args) == (COMPLETE_JOB, (async_addon.id, 1))
+    assert (func, args) == (COMPLETE_PROVISIONING_JOB, (async_addon.id, 1))
     assert complete_provisioning(*args) == "provisioned"
     assert token_calls(running, "authorization_code") == 1
     assert running.inspect().addon(async_addon.id)["state"] == "provisioned"
@@ -236,7 +239,7 @@ def test_a_failing_deprovision_action_is_retried_by_its_own_job(heroku, db_sessi
     inject_fault(running.url, f"/addons/{async_addon.id}/actions/deprovision", 503)
     assert "deprovision action retrying" in complete_provisioning(async_addon.id)
     ((func, args, _),) = _scheduled(settings)
-    assert (func, args) == (DEPROVISION_JOB, (async_addon.id, 1))
+    assert (func, args) == (DEPROVISION_ACTION_JOB, (async_addon.id, 1))
     assert deprovision_action(*args) == "deprovision action posted"
     assert running.inspect().addon(async_addon.id)["state"] == "deprovisioned"
     assert not oauth_tokens.has_tokens(_reload(db_session, async_addon.id))
@@ -257,7 +260,7 @@ def test_a_run_finding_the_resource_locked_comes_back_later(heroku, settings, as
         other_run.rollback()
     assert token_calls(running) == 0
     ((func, args, _),) = _scheduled(settings)
-    assert (func, args) == (COMPLETE_JOB, (async_addon.id, 1))
+    assert (func, args) == (COMPLETE_PROVISIONING_JOB, (async_addon.id, 1))
     assert complete_provisioning(*args) == "provisioned"
 
 
