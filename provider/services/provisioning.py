@@ -246,18 +246,29 @@ def deprovision(
     if not resource.active:
         session.rollback()
         return False
-    resource.state = DEPROVISIONED
-    resource.deprovisioned_at = now
-    credentials.revoke_all(resource, now=now)
     oauth_tokens.forget_tokens(resource)
+    stop_resource(session, settings, resource, "cloudmailin: deprovisioned", now=now)
+    session.commit()
+    log.info("deprovisioned resource=%s", resource.id)
+    return True
+
+
+def stop_resource(
+    session: Session, settings: Settings, resource: Resource, line: str, *, now: datetime | None = None
+) -> None:
+    """What deprovisioning does here, whoever decided it (Heroku's DELETE, or a worker giving up
+    provisioning): the resource becomes a tombstone that authenticates nothing, routes no mail and
+    frees its domains for other add-ons; `line` goes to the app's log. The caller holds the row
+    locked and commits. OAuth tokens are the caller's: a worker giving up still needs them to tell
+    Heroku (`workers.jobs.provisioning`), and forgets them afterwards."""
+    resource.state = DEPROVISIONED
+    resource.deprovisioned_at = now or utcnow()
+    credentials.revoke_all(resource, now=resource.deprovisioned_at)
     resource.options = {}
     for address in resource.addresses:
         address.target_url = None
     session.execute(delete(Domain).where(Domain.resource_id == resource.id))
-    applog.record(session, settings, resource.id, "cloudmailin: deprovisioned")
-    session.commit()
-    log.info("deprovisioned resource=%s", resource.id)
-    return True
+    applog.record(session, settings, resource.id, line)
 
 
 def purge_deprovisioned(

@@ -15,7 +15,8 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select, update
 
 from provider.db import session_factory
-from provider.models import AppLogLine, Resource
+from provider.models import AppLogLine, Domain, Resource
+from provider.models.domain import INBOUND
 from provider.models.resource import DEPROVISIONED, PROVISIONED, PROVISIONING
 from provider.plans import plan_named
 from provider.services import credentials, oauth_tokens
@@ -205,6 +206,23 @@ def test_a_permanent_failure_gives_up_and_posts_the_deprovision_action(heroku, d
     assert not oauth_tokens.has_tokens(resource)
     assert all(c.revoked_at is not None for c in resource.credentials)
     assert _scheduled(settings) == []
+
+
+def test_giving_up_frees_the_custom_domains_and_clears_targets_as_a_delete_does(
+    heroku, db_session, async_addon
+):
+    running, _ = heroku
+    resource = _reload(db_session, async_addon.id)
+    resource.addresses[0].target_url = "https://user:pw@target.example/in"
+    resource.options = {"target": "https://user:pw@target.example/in"}
+    db_session.add(Domain(resource_id=resource.id, name="mail.example.com", kind=INBOUND))
+    db_session.commit()
+    inject_fault(running.url, f"/addons/{async_addon.id}/config", 422, method="PATCH")
+    assert complete_provisioning(async_addon.id).startswith("gave up")
+    resource = _reload(db_session, async_addon.id)
+    assert resource.addresses[0].target_url is None
+    assert resource.options == {}
+    assert db_session.scalars(select(Domain)).all() == []
 
 
 def test_running_out_of_attempts_gives_up(heroku, db_session, async_addon):

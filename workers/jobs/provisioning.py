@@ -29,7 +29,7 @@ from provider.heroku_platform import (
 from provider.models import Resource
 from provider.models.resource import DEPROVISIONED, PROVISIONED, PROVISIONING
 from provider.services import applog, oauth_tokens
-from provider.services.credentials import revoke_all
+from provider.services.provisioning import config_for, stop_resource
 from provider.settings import Settings
 from provider.tasks import (
     COMPLETE_PROVISIONING_JOB,
@@ -101,16 +101,10 @@ def exchange_grant(resource_id: str, attempt: int = 0) -> str:
         return "exchanged" if exchanged else "tokens already stored"
 
 
-def _config_for(session: Session, settings: Settings, resource: Resource) -> dict[str, str]:
-    from provider.services.provisioning import config_for
-
-    return config_for(session, settings, resource)
-
-
 def _finish(session: Session, settings: Settings, resource: Resource) -> None:
     """The platform calls, in order; each is safe to repeat."""
     api = PlatformAPI(settings, oauth_tokens.access_token(session, settings, resource))
-    api.update_config(resource.id, _config_for(session, settings, resource))
+    api.update_config(resource.id, config_for(session, settings, resource))
     api.provision(resource.id)
     resource.state = PROVISIONED
     applog.record(session, settings, resource.id, f"cloudmailin: provisioned plan={resource.plan}")
@@ -163,10 +157,8 @@ def complete_provisioning(resource_id: str, attempt: int = 0) -> str:
 def give_up(session: Session, settings: Settings, resource: Resource, reason: PlatformError) -> str:
     """Provisioning cannot finish: the resource stops working here, and Heroku is told."""
     log.warning("giving up provisioning resource %s: %s", resource.id, reason)
-    resource.state = DEPROVISIONED
-    resource.deprovisioned_at = _now()
-    revoke_all(resource)
-    applog.record(session, settings, resource.id, "cloudmailin: provisioning failed, removing the add-on")
+    stop_resource(session, settings, resource, "cloudmailin: provisioning failed, removing the add-on",
+                  now=_now())
     session.commit()
     return "gave up; " + _post_deprovision(session, settings, resource, 0)
 
