@@ -20,7 +20,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..models import Address, Resource
-from ..models.resource import DEPROVISIONED
 from ..settings import Settings
 from . import applog
 from .addresses import (
@@ -109,7 +108,7 @@ def change_address(
         address = resource_address(session, resource_id, address_id, lock=True)
         # Read after the lock, in a statement of its own: a deprovision that committed while we
         # waited is seen, and one still running waits for us and then clears the target itself.
-        if session.scalar(select(Resource.state).where(Resource.id == resource_id)) == DEPROVISIONED:
+        if not session.scalar(select(Resource.active).where(Resource.id == resource_id)):
             raise UnknownAddress(f"No address {address_id} on this account.")
     except UnknownAddress:
         session.rollback()

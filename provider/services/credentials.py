@@ -31,7 +31,6 @@ from sqlalchemy.orm import Session
 from ..crypto import box_for, hash_key, key_matches, new_api_key
 from ..models import Credential, Resource
 from ..models.base import utcnow
-from ..models.resource import DEPROVISIONED
 from ..settings import Settings
 
 ROTATION_GRACE = timedelta(hours=24)
@@ -136,7 +135,7 @@ def authenticate(
             Credential.username == username,
             Credential.revoked_at.is_(None),
             or_(Credential.expires_at.is_(None), Credential.expires_at > now),
-            Resource.state != DEPROVISIONED,
+            Resource.active,
         )
     ).all()
     if not rows:

@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session
 
 from ..errors import NoTarget, RelayDenied, UnknownRecipient
 from ..models import Address, Resource, Usage
-from ..models.resource import DEPROVISIONED
 from ..plans import DEFAULT_PLAN, LARGEST_MESSAGE_BYTES, PLANS, Plan, UnknownPlan, plan_named
 from ..settings import Settings
 from .usage import month_start
@@ -112,7 +111,7 @@ def _forward_address_route(
             Address.signing_secret_enc,
             Address.size_as_string,
             Resource.plan,
-            Resource.state,
+            Resource.active.label("active"),
             Resource.log_input_url_enc.is_not(None).label("log_drain"),
             Usage.inbound,
         )
@@ -123,7 +122,7 @@ def _forward_address_route(
         )
         .where(Address.local_id == local_id)
     ).one_or_none()
-    if row is None or row.state == DEPROVISIONED:
+    if row is None or not row.active:
         raise UnknownRecipient()
     if not row.target_url:
         raise NoTarget()
