@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Mapping
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
 from ..extensions import db
@@ -58,7 +58,7 @@ def _login(fields: Mapping[str, str]) -> ResponseReturnValue:
         response.set_cookie(
             NAV_COOKIE,
             login.nav_data,
-            secure=settings.public_url.startswith("https://"),
+            secure=current_app.config["SESSION_COOKIE_SECURE"],  # as the session cookie (create_app)
             samesite="Lax",
         )
     return response

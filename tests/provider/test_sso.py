@@ -62,6 +62,15 @@ def test_login_sets_the_nav_data_cookie_verbatim(client, settings, resource_id):
     )
 
 
+@pytest.mark.parametrize("public_url", ["https://addon.example", "http://localhost:5000"])
+def test_the_nav_cookie_is_secure_exactly_when_the_session_cookie_is(settings, resource_id, public_url):
+    client = create_app(dataclasses.replace(settings, public_url=public_url)).test_client()
+    response = _login(client, fields(resource_id, settings.sso_salt))
+    cookies = {value.split("=", 1)[0]: value for value in response.headers.getlist("Set-Cookie")}
+    secure = public_url.startswith("https://")
+    assert ("; Secure" in cookies["heroku-nav-data"]) is ("; Secure" in cookies["session"]) is secure
+
+
 def test_login_records_the_app_name_on_the_resource(client, settings, resource_id, db_session):
     _login(client, fields(resource_id, settings.sso_salt))
     assert db_session.get(Resource, resource_id).app_name == APP
