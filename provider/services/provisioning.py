@@ -107,9 +107,14 @@ def config_for(session: Session, settings: Settings, resource: Resource) -> dict
     if pair is None:
         pair = credentials.issue_credential(session, settings, resource)
         session.flush()
+    return _config(settings, pair, resource.addresses[0].local_id if resource.addresses else None)
+
+
+def _config(settings: Settings, pair: credentials.IssuedCredential, local_id: str | None) -> dict[str, str]:
+    """The config vars, from the add-on's credential and forward address (if it has one)."""
     config = {"CLOUDMAILIN_SMTP_URL": credentials.smtp_url(settings, pair)}
-    if resource.addresses:
-        config["CLOUDMAILIN_FORWARD_ADDRESS"] = forward_address(settings, resource.addresses[0])
+    if local_id is not None:
+        config["CLOUDMAILIN_FORWARD_ADDRESS"] = forward_address(settings, local_id)
     return dict(sorted(config.items()))
 
 
@@ -141,12 +146,10 @@ def _create(session: Session, settings: Settings, request: ProvisionRequest) -> 
         return Provisioned(resource_id, None, message, created=True)
     if request.oauth_grant is not None:
         _enqueue(session, settings, EXCHANGE_GRANT_JOB, resource_id)
-    where = f"{new.local_id}@{settings.inbound_domain}"
-    config = {
-        "CLOUDMAILIN_FORWARD_ADDRESS": where,
-        "CLOUDMAILIN_SMTP_URL": credentials.smtp_url(settings, new.credential),
-    }
-    message = _ready_text(request.plan.name, where, request.target, request.format)
+    config = _config(settings, new.credential, new.local_id)
+    message = _ready_text(
+        request.plan.name, forward_address(settings, new.local_id), request.target, request.format
+    )
     return Provisioned(resource_id, config, message, True)
 
 
@@ -175,7 +178,7 @@ def _ready_message(settings: Settings, resource: Resource) -> str:
     if address is None:
         return f"CloudMailin is ready on the {resource.plan} plan."
     return _ready_text(
-        resource.plan, forward_address(settings, address), address.target_url, address.format
+        resource.plan, forward_address(settings, address.local_id), address.target_url, address.format
     )
 
 

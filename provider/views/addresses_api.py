@@ -17,7 +17,6 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException
 
 from ..extensions import db
 from ..models import Address
@@ -31,34 +30,21 @@ from ..services.address_settings import (
 from ..services.addresses import InvalidAddressSetting, display_target, forward_address
 from ..services.partner_requests import InvalidRequest, json_object
 from . import current_settings
-from .api import ApiError, authenticated
+from .api import authenticated
+from .errors import api_error
 
 bp = Blueprint("addresses_api", __name__, url_prefix="/api/v0.1")
-
-
-@bp.errorhandler(ApiError)
-def _api_error(exc: ApiError) -> ResponseReturnValue:
-    response = jsonify(status=exc.status, error=exc.error)
-    if exc.status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="cloudmailin"'
-    return response, exc.status
 
 
 @bp.errorhandler(InvalidAddressSetting)
 @bp.errorhandler(InvalidRequest)
 def _refused(exc: ValueError) -> ResponseReturnValue:
-    return jsonify(status=422, error=str(exc)), 422
+    return api_error(422, str(exc))
 
 
 @bp.errorhandler(UnknownAddress)
 def _unknown(exc: UnknownAddress) -> ResponseReturnValue:
-    return jsonify(status=404, error=str(exc)), 404
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> ResponseReturnValue:
-    code = exc.code or 500
-    return jsonify(status=code, error=exc.description or exc.name), code
+    return api_error(404, str(exc))
 
 
 @bp.get("/<username>/addresses")
@@ -89,7 +75,7 @@ def update_address(username: str, address_id: int) -> ResponseReturnValue:
 def _address(address: Address) -> dict[str, Any]:
     return {
         "id": address.id,
-        "address": forward_address(current_settings(), address),
+        "address": forward_address(current_settings(), address.local_id),
         # Shown with its password masked, as everywhere else; a PATCH may leave it out to keep it.
         "target": display_target(address.target_url),
         "format": address.format,

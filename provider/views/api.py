@@ -23,39 +23,18 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException
 
 from ..extensions import db
 from ..models import InboundMessage, Resource
 from ..services.credentials import authenticate
 from ..services.history import Cursor, HistoryFilter, InvalidCursor, history_page
+from .errors import ApiError  # also imported from here by the other API views
 
 bp = Blueprint("api", __name__, url_prefix="/api/v0.1")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 MAX_FILTER_LENGTH = 998
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, error: str) -> None:
-        super().__init__(error)
-        self.status = status
-        self.error = error
-
-
-@bp.errorhandler(ApiError)
-def _api_error(exc: ApiError) -> ResponseReturnValue:
-    response = jsonify(status=exc.status, error=exc.error)
-    if exc.status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="cloudmailin"'
-    return response, exc.status
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> ResponseReturnValue:
-    code = exc.code or 500
-    return jsonify(status=code, error=exc.description or exc.name), code
 
 
 def authenticated(username: str) -> Resource:
