@@ -35,6 +35,7 @@ from provider.models.inbound_message import (
     REJECTED_SIZE,
 )
 from provider.plans import LARGEST_MESSAGE_BYTES
+from provider.services import applog_lines
 from provider.services.history import Delivery
 from provider.services.routing import Route
 from provider.services.usage import quota_reached
@@ -256,7 +257,5 @@ class MxHandler(BaseHandler):
         )
         line = None
         if route.log_drain:
-            took = f" in {target_ms}ms" if target_ms is not None else ""
-            sender, to = message.sender or "<>", message.recipients[0]
-            line = f"cloudmailin: inbound from={sender} to={to} status={status}{took}"
+            line = applog_lines.inbound(message.sender, message.recipients[0], status, target_ms)
         await self.context.record(Recording(delivery, counted, line))

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from ..models import Address, Resource
 from ..settings import Settings
-from . import applog
+from . import applog, applog_lines
 from .addresses import (
     InvalidAddressSetting,
     validate_format,
@@ -125,8 +125,7 @@ def change_address(
         changed.append(f"size_as_string={str(change.size_as_string).lower()}")
     if changed:
         what = " ".join(changed)
-        line = f"cloudmailin: address {address.local_id} changed {what}"
-        applog.record(session, settings, resource_id, line)
+        applog.record(session, settings, resource_id, applog_lines.address_changed(address.local_id, what))
         log.info("address changed resource=%s address=%s %s", resource_id, address.id, what)
     session.commit()
     return address

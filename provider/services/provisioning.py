@@ -40,7 +40,7 @@ from ..tasks import (
     Job,
     enqueue_after_commit,
 )
-from . import applog, credentials, oauth_tokens
+from . import applog, applog_lines, credentials, oauth_tokens
 from .addresses import display_target, forward_address
 from .new_resource import insert_new_resource
 from .partner_requests import ProvisionRequest
@@ -216,7 +216,7 @@ def change_plan(session: Session, settings: Settings, resource_id: str, plan: Pl
     _check_fits(session, resource, plan)
     old = resource.plan
     resource.plan = plan.name
-    applog.record(session, settings, resource.id, f"cloudmailin: plan changed from={old} to={plan.name}")
+    applog.record(session, settings, resource.id, applog_lines.plan_changed(old, plan.name))
     session.commit()
     log.info("plan changed resource=%s from=%s to=%s", resource.id, old, plan.name)
     return PlanChanged(f"CloudMailin is now on the {plan.name} plan (was {old}).", changed=True)
@@ -250,7 +250,7 @@ def deprovision(
         session.rollback()
         return False
     oauth_tokens.forget_tokens(resource)
-    stop_resource(session, settings, resource, "cloudmailin: deprovisioned", now=now)
+    stop_resource(session, settings, resource, applog_lines.deprovisioned(), now=now)
     session.commit()
     log.info("deprovisioned resource=%s", resource.id)
     return True

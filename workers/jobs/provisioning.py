@@ -28,7 +28,7 @@ from provider.heroku_platform import (
 )
 from provider.models import Resource
 from provider.models.resource import DEPROVISIONED, PROVISIONED, PROVISIONING
-from provider.services import applog, oauth_tokens
+from provider.services import applog, applog_lines, oauth_tokens
 from provider.services.provisioning import config_for, stop_resource
 from provider.settings import Settings
 from provider.tasks import (
@@ -107,7 +107,7 @@ def _finish(session: Session, settings: Settings, resource: Resource) -> None:
     api.update_config(resource.id, config_for(session, settings, resource))
     api.provision(resource.id)
     resource.state = PROVISIONED
-    applog.record(session, settings, resource.id, f"cloudmailin: provisioned plan={resource.plan}")
+    applog.record(session, settings, resource.id, applog_lines.provisioned(resource.plan))
 
 
 def _lock_provisioning(
@@ -157,7 +157,7 @@ def complete_provisioning(resource_id: str, attempt: int = 0) -> str:
 def give_up(session: Session, settings: Settings, resource: Resource, reason: PlatformError) -> str:
     """Provisioning cannot finish: the resource stops working here, and Heroku is told."""
     log.warning("giving up provisioning resource %s: %s", resource.id, reason)
-    stop_resource(session, settings, resource, "cloudmailin: provisioning failed, removing the add-on",
+    stop_resource(session, settings, resource, applog_lines.provisioning_failed(),
                   now=_now())
     session.commit()
     return "gave up; " + _post_deprovision(session, settings, resource, 0)
