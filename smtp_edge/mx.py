@@ -26,6 +26,7 @@ from provider.errors import (
     MessageTooBig,
     QuotaExceeded,
     SecondTarget,
+    UnprocessableMessage,
 )
 from provider.models.base import utcnow
 from provider.models.inbound_message import (
@@ -50,6 +51,23 @@ log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 100
 """Recipients per transaction (RFC 5321 section 4.5.3.1.8: at least 100 must be accepted)."""
+
+
+_REFUSAL_STATUSES: tuple[tuple[type[DomainError], str], ...] = (
+    (UnprocessableMessage, REJECTED_CONTENT),
+    (MessageTooBig, REJECTED_SIZE),
+    (QuotaExceeded, REJECTED_QUOTA),
+)
+
+
+def refusal_status(error: DomainError) -> str:
+    """The history status of a message the edge refused itself, not the target (README's inbound
+    table): the limit or the parser that said no, else `local_error` (the edge failed), whether
+    the reply the error carries is temporary or permanent."""
+    for kind, status in _REFUSAL_STATUSES:
+        if isinstance(error, kind):
+            return status
+    return LOCAL_ERROR
 
 
 @dataclass(frozen=True)
@@ -92,9 +110,8 @@ class MxHandler(BaseHandler):
                 return SecondTarget().smtp_reply
             envelope.rcpt_tos.append(address)
             return RCPT_OK
-        refusal = self._limits(route, envelope)
-        if refusal is not None:
-            error, status = refusal
+        error = self._limits(route, envelope)
+        if error is not None:
             if route.key not in envelope.refused_routes:  # one row per message, not per RCPT
                 envelope.refused_routes.add(route.key)
                 message = _Message(
@@ -105,18 +122,18 @@ class MxHandler(BaseHandler):
                     utcnow(),
                     size=envelope.declared_size or 0,
                 )
-                await self._record(message, status, error.smtp_reply)
+                await self._record(message, refusal_status(error), error.smtp_reply)
             return error.smtp_reply
         envelope.route = route
         envelope.rcpt_tos.append(address)
         return RCPT_OK
 
     @staticmethod
-    def _limits(route: Route, envelope: Transaction) -> tuple[DomainError, str] | None:
+    def _limits(route: Route, envelope: Transaction) -> DomainError | None:
         if envelope.declared_size is not None and envelope.declared_size > route.max_message_bytes:
-            return MessageTooBig(route.max_message_bytes), REJECTED_SIZE
+            return MessageTooBig(route.max_message_bytes)
         if route.plan is not None and quota_reached(route.plan, route.inbound_this_month):
-            return QuotaExceeded(), REJECTED_QUOTA
+            return QuotaExceeded()
         return None
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Transaction) -> str:
@@ -186,8 +203,7 @@ class MxHandler(BaseHandler):
         except Exception as exc:
             error = error_for(exc)
             # The history says what the sender was told, whatever went wrong here.
-            status = REJECTED_CONTENT if error.permanent else LOCAL_ERROR
-            await self._record(message, status, error.smtp_reply)
+            await self._record(message, refusal_status(error), error.smtp_reply)
             return error.smtp_reply
 
     async def _post(self, message: _Message, post: PreparedPost) -> str:
