@@ -90,7 +90,7 @@ def _error_body(response: requests.Response) -> tuple[str | None, str]:
     return None, ""
 
 
-def error_for(response: requests.Response, what: str) -> PlatformError:
+def platform_error(response: requests.Response, what: str) -> PlatformError:
     """Classify a failed answer: 5xx, 429 and 408 are worth retrying, other 4xx are not."""
     status = response.status_code
     error_id, message = _error_body(response)
@@ -137,7 +137,7 @@ def _classify_token_answer(what: str) -> Any:
 
     def hook(response: requests.Response) -> requests.Response:
         if not 200 <= response.status_code < 300:
-            raise error_for(response, what)
+            raise platform_error(response, what)
         return response
 
     return hook
@@ -228,7 +228,7 @@ class PlatformAPI:
         except requests.RequestException as exc:
             raise transport_error(exc, what) from exc
         if not 200 <= response.status_code < 300:
-            raise error_for(response, what)
+            raise platform_error(response, what)
         if not response.content:
             return None
         try:

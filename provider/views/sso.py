@@ -16,7 +16,7 @@ from flask.typing import ResponseReturnValue
 from ..extensions import db
 from ..models import Resource
 from ..services.partner_requests import InvalidRequest, resource_id
-from ..services.sso import SsoRefused, verify
+from ..services.sso import SsoRefused, verify_login
 from . import current_settings
 
 bp = Blueprint("sso", __name__)
@@ -33,7 +33,7 @@ def refused(message: str, status: int) -> ResponseReturnValue:
 def _login(fields: Mapping[str, str]) -> ResponseReturnValue:
     settings = current_settings()
     try:
-        login = verify(fields, settings.sso_salt, time.time())
+        login = verify_login(fields, settings.sso_salt, time.time())
     except SsoRefused as exc:
         return refused(str(exc), 403)
     try:

@@ -9,7 +9,7 @@ import pytest
 
 from provider import create_app
 from provider.models import Resource
-from provider.services.sso import SsoRefused, resource_token, verify
+from provider.services.sso import SsoRefused, resource_token, verify_login
 
 from .partner import provision, send
 from .sso_fields import APP, EMAIL, USER_ID, fields, nav_data, now
@@ -168,12 +168,12 @@ def test_a_new_login_replaces_the_previous_session(client, settings, resource_id
 def test_verify_accepts_upper_case_hex_tokens(settings):
     form = fields("r1", settings.sso_salt, kinds=("resource",))
     form["resource_token"] = form["resource_token"].upper()
-    assert verify(form, settings.sso_salt, now()).resource_id == "r1"
+    assert verify_login(form, settings.sso_salt, now()).resource_id == "r1"
 
 
 def test_verify_refuses_an_empty_salt_even_with_matching_tokens():
     with pytest.raises(SsoRefused):
-        verify(fields("r1", ""), "", now())
+        verify_login(fields("r1", ""), "", now())
 
 
 @pytest.mark.parametrize("given", ["app\x00name", "<script>alert(1)</script>", "x" * 300, "Upper-Case"])

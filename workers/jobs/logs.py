@@ -23,8 +23,8 @@ from provider import logplex
 from provider.heroku_platform import (
     PermanentPlatformError,
     TemporaryPlatformError,
-    error_for,
     new_http_session,
+    platform_error,
     transport_error,
 )
 from provider.models import AppLogLine, Resource
@@ -81,7 +81,7 @@ def post_lines(http: requests.Session, drain: Drain, lines: list[logplex.LogLine
     except requests.RequestException as exc:
         raise transport_error(exc, "log drain") from exc
     if not 200 <= response.status_code < 300:
-        raise error_for(response, "log drain")
+        raise platform_error(response, "log drain")
 
 
 def _next_batch(session: Session, resource_id: str) -> list[AppLogLine]:
