@@ -242,10 +242,6 @@ class PlatformAPI:
     def _id(value: str) -> str:
         return quote(value, safe="")
 
-    def get_addon(self, addon_id: str) -> dict[str, Any]:
-        found: dict[str, Any] = self._call("GET", f"/addons/{self._id(addon_id)}", "GET add-on")
-        return found
-
     def update_config(self, addon_id: str, config: dict[str, str]) -> Any:
         body = {"config": [{"name": name, "value": value} for name, value in config.items()]}
         return self._call("PATCH", f"/addons/{self._id(addon_id)}/config", "PATCH add-on config", body)
@@ -255,7 +251,3 @@ class PlatformAPI:
 
     def deprovision(self, addon_id: str) -> Any:
         return self._call("POST", f"/addons/{self._id(addon_id)}/actions/deprovision", "deprovision action")
-
-    def get_app(self, app_id: str) -> dict[str, Any]:
-        found: dict[str, Any] = self._call("GET", f"/apps/{self._id(app_id)}", "GET app")
-        return found

@@ -6,7 +6,7 @@ from rq import Queue
 
 from provider.settings import Settings
 from provider.tasks import DISPATCH_SHIPPING_JOB, LOGS_QUEUE, redis_connection
-from workers.context import settings_in_use
+from tests.job_settings import settings_in_use
 from workers.jobs.logs import dispatch_shipping
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -33,7 +33,6 @@ from ..models import Credential, Resource
 from ..models.base import utcnow
 from ..settings import Settings
 
-ROTATION_GRACE = timedelta(hours=24)
 # Compared against when a username is unknown, so a miss costs what a hit costs.
 _DUMMY_HASH = hash_key("not a key")
 
@@ -89,25 +88,6 @@ def current_pair(settings: Settings, resource: Resource) -> IssuedCredential | N
     if credential is None or credential.key_enc is None:
         return None
     return IssuedCredential(credential.username, box_for(settings).decrypt(credential.key_enc))
-
-
-def rotate(
-    session: Session,
-    settings: Settings,
-    resource: Resource,
-    *,
-    grace: timedelta = ROTATION_GRACE,
-    now: datetime | None = None,
-) -> IssuedCredential:
-    """Issue a new credential; the old ones keep working for `grace` so running apps can switch over."""
-    now = now or utcnow()
-    for credential in resource.credentials:
-        if credential.revoked_at is None and (
-            credential.expires_at is None or credential.expires_at > now + grace
-        ):
-            credential.expires_at = now + grace
-            credential.key_enc = None
-    return issue_credential(session, settings, resource)
 
 
 def revoke_all(resource: Resource, *, now: datetime | None = None) -> None:
