@@ -50,3 +50,15 @@ def test_the_domain_loads_no_flask():
                                          "provider.outbound") for m in _modules(p)]
     domain += ["provider.db", "provider.tasks", "provider.settings", "provider.crypto", "provider.dns"]
     assert _flask_loaders(domain) == ""
+
+
+def test_the_job_interface_loads_no_queue_library():
+    """Services state what runs after their commit through provider.jobs (JobQueue); RQ and Redis
+    stay behind it, in provider/tasks.py."""
+    script = (
+        "import sys, provider.jobs; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'rq', 'redis'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "[]"

@@ -1,7 +1,7 @@
 """The add-on lifecycle Heroku drives: provision, change plan, deprovision (spec/heroku.md).
 
 Each operation is one transaction and commits it, because the jobs it hands to the workers must
-only run once its rows are visible (`enqueue_after_commit`).
+only run once its rows are visible (`JobQueue.enqueue_after_commit`; the web passes RQ's).
 
 Provisioning is idempotent on Heroku's uuid, which is the resource's primary key: a repeated POST
 finds the row and answers with the same config (the stored key is decrypted, see `credentials`),
@@ -27,19 +27,13 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from ..jobs import COMPLETE_PROVISIONING_JOB, EXCHANGE_GRANT_JOB, PROVISIONING_QUEUE, Job, JobQueue
 from ..models import Domain, Resource
 from ..models.base import utcnow
 from ..models.domain import INBOUND
 from ..models.resource import DEPROVISIONED, PROVISIONING
 from ..plans import Plan
 from ..settings import Settings
-from ..tasks import (
-    COMPLETE_PROVISIONING_JOB,
-    EXCHANGE_GRANT_JOB,
-    PROVISIONING_QUEUE,
-    Job,
-    enqueue_after_commit,
-)
 from . import applog, applog_lines, credentials, oauth_tokens
 from .addresses import display_target, forward_address
 from .new_resource import insert_new_resource
@@ -118,11 +112,13 @@ def _config(settings: Settings, pair: credentials.IssuedCredential, local_id: st
     return dict(sorted(config.items()))
 
 
-def provision(session: Session, settings: Settings, request: ProvisionRequest) -> Provisioned:
+def provision(
+    session: Session, settings: Settings, request: ProvisionRequest, queue: JobQueue
+) -> Provisioned:
     # No look-up first: the INSERT is the check, so a new add-on (the common case) costs one
     # autocommitted statement; the session's commit then hands over the jobs and log shipping.
     try:
-        answer = _create(session, settings, request)
+        answer = _create(session, settings, request, queue)
     except IntegrityError:
         session.rollback()
         existing = session.get(Resource, request.uuid)
@@ -135,17 +131,19 @@ def provision(session: Session, settings: Settings, request: ProvisionRequest) -
     return answer
 
 
-def _create(session: Session, settings: Settings, request: ProvisionRequest) -> Provisioned:
+def _create(
+    session: Session, settings: Settings, request: ProvisionRequest, queue: JobQueue
+) -> Provisioned:
     new = insert_new_resource(session, settings, request)
     resource_id = request.uuid
     if request.log_input_url is not None:
         applog.ship_after_commit(session, settings, resource_id)
     if not settings.sync_provisioning:
-        _enqueue(session, settings, COMPLETE_PROVISIONING_JOB, resource_id)
+        _enqueue(session, queue, COMPLETE_PROVISIONING_JOB, resource_id)
         message = "CloudMailin is being set up; the config vars will appear in a moment."
         return Provisioned(resource_id, None, message, created=True)
     if request.oauth_grant is not None:
-        _enqueue(session, settings, EXCHANGE_GRANT_JOB, resource_id)
+        _enqueue(session, queue, EXCHANGE_GRANT_JOB, resource_id)
     config = _config(settings, new.credential, new.local_id)
     message = _ready_text(
         request.plan.name, forward_address(settings, new.local_id), request.target, request.format
@@ -153,8 +151,8 @@ def _create(session: Session, settings: Settings, request: ProvisionRequest) -> 
     return Provisioned(resource_id, config, message, True)
 
 
-def _enqueue(session: Session, settings: Settings, func: str, resource_id: str) -> None:
-    enqueue_after_commit(session, settings.redis_url, Job(func, (resource_id,), queue=PROVISIONING_QUEUE))
+def _enqueue(session: Session, queue: JobQueue, func: str, resource_id: str) -> None:
+    queue.enqueue_after_commit(session, Job(func, (resource_id,), queue=PROVISIONING_QUEUE))
 
 
 def _repeat(session: Session, settings: Settings, resource: Resource) -> Provisioned:

@@ -27,6 +27,7 @@ from provider.tasks import (
     DEPROVISION_ACTION_JOB,
     EXCHANGE_GRANT_JOB,
     PROVISIONING_QUEUE,
+    RqJobQueue,
     redis_connection,
 )
 from tests.heroku_side import SeededAddon, seed_addon, token_calls
@@ -47,7 +48,8 @@ def _provision(db_session, settings, seeded: SeededAddon, mode: str) -> Resource
         oauth_grant=OAuthGrant(seeded.grant_code, seeded.grant_expires_at),
         target="https://example.com/incoming",
     )
-    provision(db_session, dataclasses.replace(settings, provisioning_mode=mode), request)
+    mode_settings = dataclasses.replace(settings, provisioning_mode=mode)
+    provision(db_session, mode_settings, request, RqJobQueue(settings.redis_url))
     resource = db_session.get(Resource, seeded.id)
     assert resource is not None
     return resource
