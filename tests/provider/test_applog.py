@@ -3,14 +3,16 @@ shipping job per resource at a time."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+from pathlib import Path
 
 from rq import Queue
 from sqlalchemy import func, select
 
 from provider.crypto import SecretBox
 from provider.models import AppLogLine, Resource
-from provider.services import applog
+from provider.services import applog, applog_lines
 from provider.tasks import DISPATCH_SHIPPING_JOB, LOGS_QUEUE, SHIP_LOGS_JOB, redis_connection
 from tests.logjobs import dispatch
 
@@ -144,3 +146,19 @@ def test_a_new_job_is_enqueued_once_the_previous_one_cleared_its_mark(settings, 
     db_session.commit()
     dispatch(settings)
     assert _jobs(settings) == [SHIP, SHIP]
+
+
+def test_app_log_lines_are_spelled_only_in_applog_lines():
+    """Customers grep these lines: a site writing its own "cloudmailin: ..." text would drift
+    from the shape the others share (services/applog_lines.py)."""
+    root = Path(__file__).resolve().parents[2]
+    home = root / "provider" / "services" / "applog_lines.py"
+    written = []
+    for package in ("provider", "smtp_edge", "workers"):
+        for path in (root / package).rglob("*.py"):
+            if path == home:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and str(node.value).startswith(applog_lines.PREFIX):
+                    written.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert written == []
