@@ -93,87 +93,87 @@ class MxHandler(BaseHandler):
         self.context = context
         self.settings = context.settings
 
-    def mail_accepted(self, server: SMTP, session: Session, envelope: Transaction) -> None:
+    def mail_accepted(self, server: SMTP, session: Session, transaction: Transaction) -> None:
         facts = SessionFacts.of(session)
-        envelope.spf_task = asyncio.create_task(
-            self.context.spf.check(facts.remote_ip, envelope.sender, facts.helo)
+        transaction.spf_task = asyncio.create_task(
+            self.context.spf.check(facts.remote_ip, transaction.sender, facts.helo)
         )
 
-    async def recipient(self, session: Session, envelope: Transaction, address: str) -> str:
+    async def recipient(self, session: Session, transaction: Transaction, address: str) -> str:
         try:
             route = await self.context.routes.route(address)
         except Exception as exc:
             return error_for(exc).smtp_reply
-        chosen = envelope.route
+        chosen = transaction.route
         if chosen is not None:
             if route.key != chosen.key:
                 return SecondTarget().smtp_reply
-            envelope.rcpt_tos.append(address)
+            transaction.rcpt_tos.append(address)
             return RCPT_OK
-        error = self._limits(route, envelope)
+        error = self._limits(route, transaction)
         if error is not None:
-            if route.key not in envelope.refused_routes:  # one row per message, not per RCPT
-                envelope.refused_routes.add(route.key)
+            if route.key not in transaction.refused_routes:  # one row per message, not per RCPT
+                transaction.refused_routes.add(route.key)
                 message = _Message(
                     route,
-                    envelope.sender,
+                    transaction.sender,
                     [address],
                     SessionFacts.of(session),
                     utcnow(),
-                    size=envelope.declared_size or 0,
+                    size=transaction.declared_size or 0,
                 )
                 await self._record(message, refusal_status(error), error.smtp_reply)
             return error.smtp_reply
-        envelope.route = route
-        envelope.rcpt_tos.append(address)
+        transaction.route = route
+        transaction.rcpt_tos.append(address)
         return RCPT_OK
 
     @staticmethod
-    def _limits(route: Route, envelope: Transaction) -> DomainError | None:
-        if envelope.declared_size is not None and envelope.declared_size > route.max_message_bytes:
+    def _limits(route: Route, transaction: Transaction) -> DomainError | None:
+        if transaction.declared_size is not None and transaction.declared_size > route.max_message_bytes:
             return MessageTooBig(route.max_message_bytes)
         if route.plan is not None and quota_reached(route.plan, route.inbound_this_month):
             return QuotaExceeded()
         return None
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Transaction) -> str:
-        route = envelope.route
+    async def handle_DATA(self, server: SMTP, session: Session, transaction: Transaction) -> str:
+        route = transaction.route
         assert route is not None  # DATA needs an accepted recipient, which sets the route
-        message = self._message(session, envelope)
+        message = self._message(session, transaction)
         # The delivery owns the SPF check from here: a client leaving after the final dot ends
         # the transaction (which would cancel the check) but not the delivery.
-        spf_task, envelope.spf_task = envelope.spf_task, None
-        if envelope.oversize:
+        spf_task, transaction.spf_task = transaction.spf_task, None
+        if transaction.oversize:
             error = MessageTooBig(route.max_message_bytes)
             await self._record(await self._with_spf(message, spf_task), REJECTED_SIZE, error.smtp_reply)
             return error.smtp_reply
-        raw = envelope.content
+        raw = transaction.content
         assert isinstance(raw, bytes)
-        envelope.content = envelope.original_content = None  # the task below owns the bytes now
+        transaction.content = transaction.original_content = None  # the task below owns the bytes now
         delivery = self.context.keep(
-            asyncio.create_task(self._deliver(message, raw, envelope, spf_task))
+            asyncio.create_task(self._deliver(message, raw, transaction, spf_task))
         )
         del raw  # the task holds the only reference and drops it once the payload is built
         return await asyncio.shield(delivery)
 
-    async def data_flooded(self, session: Session, envelope: Transaction) -> None:
+    async def data_flooded(self, session: Session, transaction: Transaction) -> None:
         """The client kept sending far past the limit and is being cut off: record the refusal."""
-        if envelope.route is None:
+        if transaction.route is None:
             return
-        error = MessageTooBig(envelope.route.max_message_bytes)
-        message = await self._with_spf(self._message(session, envelope), envelope.spf_task)
+        error = MessageTooBig(transaction.route.max_message_bytes)
+        message = await self._with_spf(self._message(session, transaction), transaction.spf_task)
         await self._record(message, REJECTED_SIZE, error.smtp_reply)
 
     @staticmethod
-    def _message(session: Session, envelope: Transaction) -> _Message:
-        assert envelope.route is not None
+    def _message(session: Session, transaction: Transaction) -> _Message:
+        assert transaction.route is not None
         return _Message(
-            envelope.route,
-            envelope.sender,
-            list(envelope.rcpt_tos),
+            transaction.route,
+            transaction.sender,
+            list(transaction.rcpt_tos),
             SessionFacts.of(session),
             utcnow(),
-            size=envelope.size,
+            size=transaction.size,
         )
 
     @staticmethod
@@ -185,13 +185,13 @@ class MxHandler(BaseHandler):
         self,
         message: _Message,
         raw: bytes,
-        envelope: Transaction,
+        transaction: Transaction,
         spf_task: asyncio.Task[SpfResult] | None,
     ) -> str:
         try:
             spf = await spf_verdict(spf_task, message.sender, message.facts)
             message = replace(message, spf=spf.result)
-            payload_envelope = post_envelope(envelope, message.facts, spf)
+            payload_envelope = post_envelope(transaction, message.facts, spf)
             try:
                 post = await self.context.in_cpu(
                     len(raw), prepare_post, self.settings, message.route, raw, payload_envelope
