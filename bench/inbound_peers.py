@@ -174,6 +174,7 @@ def make_address(env: dict[str, str], target_url: str) -> str:
     from provider.services.partner_requests import ProvisionRequest
     from provider.services.provisioning import provision
     from provider.settings import load_settings
+    from provider.tasks import RqJobQueue
 
     settings = load_settings(env)
     sessions = session_factory(settings.database_url)
@@ -184,6 +185,6 @@ def make_address(env: dict[str, str], target_url: str) -> str:
             log_input_url="http://token:t@127.0.0.1:9/logs",
             target=target_url,
         )
-        answer = provision(session, settings, request)
+        answer = provision(session, settings, request, RqJobQueue(settings.redis_url))
         address = session.query(Address).filter_by(resource_id=answer.resource_id).one()
         return f"{address.local_id}@{settings.inbound_domain}"

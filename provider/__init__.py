@@ -7,16 +7,23 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-
-from flask import Flask
+from typing import TYPE_CHECKING
 
 from .settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    from .db import ENGINE_OPTIONS, WEB_POOL, db, migrate, ping_idle_connections
+    # Imported here, not at the top: the SMTP edge and the workers import the domain (provider.*)
+    # and must not load Flask with it.
+    from flask import Flask
+
+    from .db import ENGINE_OPTIONS, WEB_POOL, ping_idle_connections
+    from .extensions import db, migrate
 
     settings = settings or get_settings()
     app = Flask(__name__)

@@ -11,7 +11,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from .crypto import box_for
-from .db import db
+from .extensions import db
 from .services.reencrypt import DEFAULT_BATCH, reencrypt_all
 from .settings import Settings
 

@@ -1,8 +1,9 @@
 """Database access for every process.
 
-The web process uses Flask-SQLAlchemy's request-scoped `db.session` (so Flask-Migrate can run
-migrations); the SMTP edge and the workers use `session_factory(settings)`. Both are plain
-SQLAlchemy sessions over the same models, so domain services take a `Session` and never care which.
+The web process uses Flask-SQLAlchemy's request-scoped `db.session` (provider/extensions.py, so
+Flask-Migrate can run migrations); the SMTP edge and the workers use `session_factory(settings)`.
+Both are plain SQLAlchemy sessions over the same models, so domain services take a `Session` and
+never care which. This module imports no Flask: the edge and the workers load it.
 """
 
 from __future__ import annotations
@@ -12,18 +13,12 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
-from flask_migrate import Migrate
-from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import Base
 from .settings import normalise_database_url
-
-db = SQLAlchemy(metadata=Base.metadata)
-migrate = Migrate()
 
 
 def libpq_url(database_url: str) -> str:

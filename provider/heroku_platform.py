@@ -90,7 +90,7 @@ def _error_body(response: requests.Response) -> tuple[str | None, str]:
     return None, ""
 
 
-def error_for(response: requests.Response, what: str) -> PlatformError:
+def platform_error(response: requests.Response, what: str) -> PlatformError:
     """Classify a failed answer: 5xx, 429 and 408 are worth retrying, other 4xx are not."""
     status = response.status_code
     error_id, message = _error_body(response)
@@ -137,7 +137,7 @@ def _classify_token_answer(what: str) -> Any:
 
     def hook(response: requests.Response) -> requests.Response:
         if not 200 <= response.status_code < 300:
-            raise error_for(response, what)
+            raise platform_error(response, what)
         return response
 
     return hook
@@ -228,7 +228,7 @@ class PlatformAPI:
         except requests.RequestException as exc:
             raise transport_error(exc, what) from exc
         if not 200 <= response.status_code < 300:
-            raise error_for(response, what)
+            raise platform_error(response, what)
         if not response.content:
             return None
         try:
@@ -242,10 +242,6 @@ class PlatformAPI:
     def _id(value: str) -> str:
         return quote(value, safe="")
 
-    def get_addon(self, addon_id: str) -> dict[str, Any]:
-        found: dict[str, Any] = self._call("GET", f"/addons/{self._id(addon_id)}", "GET add-on")
-        return found
-
     def update_config(self, addon_id: str, config: dict[str, str]) -> Any:
         body = {"config": [{"name": name, "value": value} for name, value in config.items()]}
         return self._call("PATCH", f"/addons/{self._id(addon_id)}/config", "PATCH add-on config", body)
@@ -255,7 +251,3 @@ class PlatformAPI:
 
     def deprovision(self, addon_id: str) -> Any:
         return self._call("POST", f"/addons/{self._id(addon_id)}/actions/deprovision", "deprovision action")
-
-    def get_app(self, app_id: str) -> dict[str, Any]:
-        found: dict[str, Any] = self._call("GET", f"/apps/{self._id(app_id)}", "GET app")
-        return found

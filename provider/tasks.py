@@ -5,6 +5,9 @@ or run for data that was then rolled back. `enqueue_after_commit` holds the job 
 and hands it to RQ once the session commits; a rollback drops it. If Redis refuses the job then,
 the committed operation still succeeds: the periodic sweep (workers/jobs/sweep.py) finds the
 unfinished work in PostgreSQL and enqueues it again.
+
+This is the RQ and Redis side; services see only provider/jobs.py's `JobQueue`, which
+`RqJobQueue` implements here.
 """
 
 from __future__ import annotations
@@ -12,38 +15,38 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from redis import Redis
-from rq import Queue, Retry
+from rq import Queue
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
+
+from .jobs import (  # noqa: F401  (the domain's side, provider/jobs.py; importable from here as before)
+    COMPLETE_PROVISIONING_JOB,
+    DEFAULT_QUEUE,
+    DELIVER_JOB,
+    DEPROVISION_ACTION_JOB,
+    DISPATCH_SHIPPING_JOB,
+    DRAIN_JOB,
+    EXCHANGE_GRANT_JOB,
+    JOB_NAMES,
+    LOGS_QUEUE,
+    OUTBOUND_QUEUES,
+    POST_EVENTS_JOB,
+    PROVISIONING_QUEUE,
+    QUEUES,
+    SHIP_LOGS_JOB,
+    SWEEP_JOB,
+    Job,
+    JobQueue,
+)
 
 if TYPE_CHECKING:
     from .models import OutboundMessage
 
 log = logging.getLogger(__name__)
-
-DEFAULT_QUEUE = "default"
-PROVISIONING_QUEUE = "provisioning"
-LOGS_QUEUE = "logs"
-QUEUES = (PROVISIONING_QUEUE, DEFAULT_QUEUE, LOGS_QUEUE)
-OUTBOUND_QUEUES = {"priority": "outbound-priority", "standard": "outbound", "digest": "outbound-digest"}
-"""One RQ queue per delivery class; the delivery worker serves them in this order."""
-DELIVER_JOB = "workers.jobs.delivery.deliver_message"
-DRAIN_JOB = "workers.jobs.delivery.drain"
-
-
-@dataclass
-class Job:
-    func: str | Callable[..., Any]
-    args: tuple[Any, ...]
-    queue: str = DEFAULT_QUEUE
-    job_id: str | None = None
-    retry: Retry | None = None
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
 
 _connections: dict[str, Redis] = {}
 
@@ -70,7 +73,6 @@ def enqueue_now(redis_url: str, job: Job) -> None:
         job.func,  # type: ignore[type-var]  # rq accepts dotted paths as well as callables
         *job.args,
         job_id=job.job_id,
-        retry=job.retry,
         **job.kwargs,
     )
 
@@ -78,6 +80,16 @@ def enqueue_now(redis_url: str, job: Job) -> None:
 def enqueue_after_commit(session: Session, redis_url: str, job: Job) -> None:
     """Enqueue `job` when `session` commits; forget it if the session rolls back."""
     on_commit(session, f"jobs:{redis_url}", lambda jobs: _enqueue_all(redis_url, jobs), job)
+
+
+@dataclass(frozen=True)
+class RqJobQueue:
+    """The `JobQueue` of every process: RQ on the Redis at `redis_url`."""
+
+    redis_url: str
+
+    def enqueue_after_commit(self, session: Session, job: Job) -> None:
+        enqueue_after_commit(session, self.redis_url, job)
 
 
 def _enqueue_all(redis_url: str, jobs: list[Job]) -> None:

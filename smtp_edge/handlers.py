@@ -34,7 +34,7 @@ class BaseHandler:
         return False
 
     async def handle_EHLO(
-        self, server: SMTP, session: Session, envelope: Any, hostname: str, responses: list[str]
+        self, server: SMTP, session: Session, transaction: Any, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
         lines = [f"250-{server.hostname}", f"250-SIZE {self.max_message_bytes}", "250-8BITMIME"]
@@ -51,37 +51,37 @@ class BaseHandler:
         self,
         server: SMTP,
         session: Session,
-        envelope: Transaction,
+        transaction: Transaction,
         address: str,
         mail_options: list[str],
     ) -> str:
         size = declared_size(mail_options)
         if size is not None and size > self.max_message_bytes:
             return MessageTooBig(self.max_message_bytes).smtp_reply
-        envelope.mail_from = address
-        envelope.mail_options.extend(mail_options)
-        envelope.declared_size = size
-        self.mail_accepted(server, session, envelope)
+        transaction.mail_from = address
+        transaction.mail_options.extend(mail_options)
+        transaction.declared_size = size
+        self.mail_accepted(server, session, transaction)
         return MAIL_OK
 
-    def mail_accepted(self, server: SMTP, session: Session, envelope: Transaction) -> None:
+    def mail_accepted(self, server: SMTP, session: Session, transaction: Transaction) -> None:
         """A hook for work that can start as soon as the sender is known."""
 
     async def handle_RCPT(
         self,
         server: SMTP,
         session: Session,
-        envelope: Transaction,
+        transaction: Transaction,
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        if len(envelope.rcpt_tos) >= self.max_recipients:
+        if len(transaction.rcpt_tos) >= self.max_recipients:
             return TooManyRecipients().smtp_reply
-        return await self.recipient(session, envelope, address)
+        return await self.recipient(session, transaction, address)
 
-    async def recipient(self, session: Session, envelope: Transaction, address: str) -> str:
+    async def recipient(self, session: Session, transaction: Transaction, address: str) -> str:
         """Decide on one recipient; by default every address is taken."""
-        envelope.rcpt_tos.append(address)
+        transaction.rcpt_tos.append(address)
         return RCPT_OK
 
     async def handle_exception(self, error: Exception) -> str:

@@ -29,6 +29,7 @@ from provider.errors import (
     QuotaExceeded,
     SecondTarget,
     StoreFailed,
+    UnprocessableMessage,
 )
 from provider.models.base import utcnow
 from provider.models.inbound_message import (
@@ -39,6 +40,7 @@ from provider.models.inbound_message import (
     STORE_ERROR,
 )
 from provider.plans import LARGEST_MESSAGE_BYTES
+from provider.services import applog_lines
 from provider.services.history import Delivery
 from provider.services.routing import BOUNCES, Route
 from provider.services.usage import quota_reached
@@ -55,6 +57,24 @@ log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 100
 """Recipients per transaction (RFC 5321 section 4.5.3.1.8: at least 100 must be accepted)."""
+
+
+_REFUSAL_STATUSES: tuple[tuple[type[DomainError], str], ...] = (
+    (UnprocessableMessage, REJECTED_CONTENT),
+    (MessageTooBig, REJECTED_SIZE),
+    (QuotaExceeded, REJECTED_QUOTA),
+    (StoreFailed, STORE_ERROR),
+)
+
+
+def refusal_status(error: DomainError) -> str:
+    """The history status of a message the edge refused itself, not the target (README's inbound
+    table): the limit or the parser that said no, else `local_error` (the edge failed), whether
+    the reply the error carries is temporary or permanent."""
+    for kind, status in _REFUSAL_STATUSES:
+        if isinstance(error, kind):
+            return status
+    return LOCAL_ERROR
 
 
 @dataclass(frozen=True)
@@ -81,99 +101,98 @@ class MxHandler(BaseHandler):
         self.settings = context.settings
         self.stores = StoreUploads(context.settings)
 
-    def mail_accepted(self, server: SMTP, session: Session, envelope: Transaction) -> None:
+    def mail_accepted(self, server: SMTP, session: Session, transaction: Transaction) -> None:
         facts = SessionFacts.of(session)
-        envelope.spf_task = asyncio.create_task(
-            self.context.spf.check(facts.remote_ip, envelope.sender, facts.helo)
+        transaction.spf_task = asyncio.create_task(
+            self.context.spf.check(facts.remote_ip, transaction.sender, facts.helo)
         )
 
-    async def recipient(self, session: Session, envelope: Transaction, address: str) -> str:
+    async def recipient(self, session: Session, transaction: Transaction, address: str) -> str:
         try:
             route = await self.context.routes.route(address)
         except Exception as exc:
             return error_for(exc).smtp_reply
-        chosen = envelope.route
+        chosen = transaction.route
         if chosen is not None:
             if route.key != chosen.key:
                 return SecondTarget().smtp_reply
-            envelope.rcpt_tos.append(address)
+            transaction.rcpt_tos.append(address)
             return RCPT_OK
-        refusal = self._limits(route, envelope)
-        if refusal is not None:
-            error, status = refusal
-            if route.key not in envelope.refused_routes:  # one row per message, not per RCPT
-                envelope.refused_routes.add(route.key)
+        error = self._limits(route, transaction)
+        if error is not None:
+            if route.key not in transaction.refused_routes:  # one row per message, not per RCPT
+                transaction.refused_routes.add(route.key)
                 message = _Message(
                     route,
-                    envelope.sender,
+                    transaction.sender,
                     [address],
                     SessionFacts.of(session),
                     utcnow(),
-                    size=envelope.declared_size or 0,
+                    size=transaction.declared_size or 0,
                 )
-                await self._record(message, status, error.smtp_reply)
+                await self._record(message, refusal_status(error), error.smtp_reply)
             return error.smtp_reply
-        envelope.route = route
-        envelope.rcpt_tos.append(address)
+        transaction.route = route
+        transaction.rcpt_tos.append(address)
         return RCPT_OK
 
     @staticmethod
-    def _limits(route: Route, envelope: Transaction) -> tuple[DomainError, str] | None:
-        if envelope.declared_size is not None and envelope.declared_size > route.max_message_bytes:
-            return MessageTooBig(route.max_message_bytes), REJECTED_SIZE
+    def _limits(route: Route, transaction: Transaction) -> DomainError | None:
+        if transaction.declared_size is not None and transaction.declared_size > route.max_message_bytes:
+            return MessageTooBig(route.max_message_bytes)
         if route.plan is not None and quota_reached(route.plan, route.inbound_this_month):
-            return QuotaExceeded(), REJECTED_QUOTA
+            return QuotaExceeded()
         return None
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Transaction) -> str:
-        route = envelope.route
+    async def handle_DATA(self, server: SMTP, session: Session, transaction: Transaction) -> str:
+        route = transaction.route
         assert route is not None  # DATA needs an accepted recipient, which sets the route
-        if route.key == BOUNCES and not envelope.oversize:
-            return await self._bounce(envelope)
-        message = self._message(session, envelope)
+        if route.key == BOUNCES and not transaction.oversize:
+            return await self._bounce(transaction)
+        message = self._message(session, transaction)
         # The delivery owns the SPF check from here: a client leaving after the final dot ends
         # the transaction (which would cancel the check) but not the delivery.
-        spf_task, envelope.spf_task = envelope.spf_task, None
-        if envelope.oversize:
+        spf_task, transaction.spf_task = transaction.spf_task, None
+        if transaction.oversize:
             error = MessageTooBig(route.max_message_bytes)
             await self._record(await self._with_spf(message, spf_task), REJECTED_SIZE, error.smtp_reply)
             return error.smtp_reply
-        raw = envelope.content
+        raw = transaction.content
         assert isinstance(raw, bytes)
-        envelope.content = envelope.original_content = None  # the task below owns the bytes now
+        transaction.content = transaction.original_content = None  # the task below owns the bytes now
         delivery = self.context.keep(
-            asyncio.create_task(self._deliver(message, raw, envelope, spf_task))
+            asyncio.create_task(self._deliver(message, raw, transaction, spf_task))
         )
         del raw  # the task holds the only reference and drops it once the payload is built
         return await asyncio.shield(delivery)
 
-    async def _bounce(self, envelope: Transaction) -> str:
+    async def _bounce(self, transaction: Transaction) -> str:
         """A delivery report for outbound mail (smtp_edge/bounces.py): recorded, not POSTed.
         Like a delivery, the recording runs on when the client hangs up after the final dot."""
-        raw = envelope.content
+        raw = transaction.content
         assert isinstance(raw, bytes)
-        envelope.content = envelope.original_content = None
-        task = take_bounce(self.context, envelope.sender, list(envelope.rcpt_tos), raw)
+        transaction.content = transaction.original_content = None
+        task = take_bounce(self.context, transaction.sender, list(transaction.rcpt_tos), raw)
         return await asyncio.shield(self.context.keep(asyncio.create_task(task)))
 
-    async def data_flooded(self, session: Session, envelope: Transaction) -> None:
+    async def data_flooded(self, session: Session, transaction: Transaction) -> None:
         """The client kept sending far past the limit and is being cut off: record the refusal."""
-        if envelope.route is None:
+        if transaction.route is None:
             return
-        error = MessageTooBig(envelope.route.max_message_bytes)
-        message = await self._with_spf(self._message(session, envelope), envelope.spf_task)
+        error = MessageTooBig(transaction.route.max_message_bytes)
+        message = await self._with_spf(self._message(session, transaction), transaction.spf_task)
         await self._record(message, REJECTED_SIZE, error.smtp_reply)
 
     @staticmethod
-    def _message(session: Session, envelope: Transaction) -> _Message:
-        assert envelope.route is not None
+    def _message(session: Session, transaction: Transaction) -> _Message:
+        assert transaction.route is not None
         return _Message(
-            envelope.route,
-            envelope.sender,
-            list(envelope.rcpt_tos),
+            transaction.route,
+            transaction.sender,
+            list(transaction.rcpt_tos),
             SessionFacts.of(session),
             utcnow(),
-            size=envelope.size,
+            size=transaction.size,
         )
 
     @staticmethod
@@ -185,13 +204,13 @@ class MxHandler(BaseHandler):
         self,
         message: _Message,
         raw: bytes,
-        envelope: Transaction,
+        transaction: Transaction,
         spf_task: asyncio.Task[SpfResult] | None,
     ) -> str:
         try:
             spf = await spf_verdict(spf_task, message.sender, message.facts)
             message = replace(message, spf=spf.result)
-            payload_envelope = post_envelope(envelope, message.facts, spf)
+            payload_envelope = post_envelope(transaction, message.facts, spf)
             # With a store, parse, upload and render run in the store's threads (boto3 blocks).
             run = self.context.in_cpu if message.route.store is None else self.stores.run
             try:
@@ -206,11 +225,8 @@ class MxHandler(BaseHandler):
         except Exception as exc:
             error = error_for(exc)
             # The history says what the sender was told, whatever went wrong here.
-            status = REJECTED_CONTENT if error.permanent else LOCAL_ERROR
-            detail = None
-            if isinstance(error, StoreFailed):
-                status, detail = STORE_ERROR, error.detail
-            await self._record(message, status, error.smtp_reply, response_body=detail)
+            detail = error.detail if isinstance(error, StoreFailed) else None
+            await self._record(message, refusal_status(error), error.smtp_reply, response_body=detail)
             return error.smtp_reply
 
     async def _post(self, message: _Message, post: PreparedPost) -> str:
@@ -280,7 +296,5 @@ class MxHandler(BaseHandler):
         )
         line = None
         if route.log_drain:
-            took = f" in {target_ms}ms" if target_ms is not None else ""
-            sender, to = message.sender or "<>", message.recipients[0]
-            line = f"cloudmailin: inbound from={sender} to={to} status={status}{took}"
+            line = applog_lines.inbound(message.sender, message.recipients[0], status, target_ms)
         await self.context.record(Recording(delivery, counted, line))

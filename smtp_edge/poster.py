@@ -31,13 +31,13 @@ from provider.errors import (
     TooManyRedirects,
 )
 from provider.inbound.delivery_id import HEADER as DELIVERY_ID_HEADER
+from provider.inbound.signature import HEADER as SIGNATURE_HEADER
 from provider.models.inbound_message import CLIENT_TIMEOUT, UNREACHABLE
 from provider.services.history import RESPONSE_BODY_LIMIT
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = "CloudMailin Server"
-SIGNATURE_HEADER = "X-CloudMailin-Signature"
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 3
 REASON_LIMIT = 400

@@ -184,25 +184,6 @@ def _evaluate(
     return SpfResult(result, domain), 0.0 if result == "temperror" else lookup.valid_until
 
 
-async def check_spf_async(
-    resolver: dns.resolver.Resolver,
-    ip: str,
-    mail_from: str,
-    helo: str,
-    *,
-    time_limit: float = DEFAULT_TIME_LIMIT,
-) -> SpfResult:
-    """:func:`check_spf` in a worker thread, so the event loop keeps serving other sessions.
-
-    Cancelling the awaiting task does not stop the thread, which ends within ``time_limit``.
-    """
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(
-        _executor,
-        functools.partial(check_spf, resolver, ip, mail_from, helo, time_limit=time_limit),
-    )
-
-
 _executor = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_CHECKS, thread_name_prefix="spf")
 
 

@@ -33,7 +33,6 @@ from sqlalchemy.orm import Session as DbSession
 
 from provider.errors import AuthThrottled, AuthUnavailable
 from provider.models import Resource
-from provider.models.resource import DEPROVISIONED
 from provider.outbound.errors import AccountClosed, InvalidAddress, OutboundTooBig
 from provider.outbound.limits import MAX_MESSAGE_BYTES, MAX_RECIPIENTS
 from provider.outbound.outgoing import Outgoing, from_smtp
@@ -111,7 +110,7 @@ def store(
     """One transaction: the account's checks, the message and its recipients, the commit (after
     which the delivery job is enqueued; a Redis failure there is logged, not raised)."""
     resource = session.get(Resource, resource_id)
-    if resource is None or resource.state == DEPROVISIONED:
+    if resource is None or not resource.active:
         raise AccountClosed()
     accept(session, policy, resource, outgoing, message_id, wake=wake_delivery(redis_url))
     session.commit()
@@ -136,24 +135,24 @@ class SubmissionHandler(BaseHandler):
         resource_id = await self.context.in_db(check)
         return Identity(username, resource_id) if resource_id else None
 
-    async def recipient(self, session: Session, envelope: Transaction, address: str) -> str:
+    async def recipient(self, session: Session, transaction: Transaction, address: str) -> str:
         if not ADDR_SPEC.fullmatch(address):
             return InvalidAddress(f"Not a deliverable address: {address!r}").smtp_reply
-        envelope.rcpt_tos.append(address)
+        transaction.rcpt_tos.append(address)
         return RCPT_OK
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Transaction) -> str:
-        if envelope.oversize:
+    async def handle_DATA(self, server: SMTP, session: Session, transaction: Transaction) -> str:
+        if transaction.oversize:
             return OutboundTooBig(MAX_MESSAGE_BYTES).smtp_reply
         identity = session.auth_data
         assert isinstance(identity, Identity)  # aiosmtpd runs DATA only after AUTH (auth_required)
-        data = envelope.content
+        data = transaction.content
         assert isinstance(data, bytes)
-        envelope.content = envelope.original_content = None
+        transaction.content = transaction.original_content = None
         # The message is stored even if the client leaves right after the final dot: it may
         # have been committed already, and half-done work must not be cut short in any case.
         task = self.context.keep(
-            asyncio.create_task(self._submit(identity, envelope.sender, list(envelope.rcpt_tos), data))
+            asyncio.create_task(self._submit(identity, transaction.sender, list(transaction.rcpt_tos), data))
         )
         del data
         return await asyncio.shield(task)

@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 
 class Transaction(Envelope):
-    """aiosmtpd's envelope plus the route chosen at RCPT and the SPF check started at MAIL."""
+    """One mail transaction (MAIL to the end of DATA): aiosmtpd's Envelope plus the route chosen at
+    RCPT and the SPF check started at MAIL. The handlers call it `transaction`, since `envelope`
+    elsewhere is the POST's envelope (provider/inbound/envelope.py, `post_envelope`)."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from provider.crypto import SecretBox
+from provider.heroku_platform import PlatformAPI
 from provider.models import Resource
 from provider.models.resource import PROVISIONING
 from provider.settings import Settings
@@ -93,3 +95,16 @@ def token_calls(running: RunningStandin, grant_type: str | None = None) -> int:
         if call["url"] == "/oauth/token"
         and (grant_type is None or (call["request_body"] or {}).get("grant_type") == grant_type)
     )
+
+
+class ReadingPlatformAPI(PlatformAPI):
+    """The provider's platform client plus the reads only tests make (the provider itself only
+    writes: config, provision and deprovision actions), through the same transport and errors."""
+
+    def get_addon(self, addon_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._call("GET", f"/addons/{self._id(addon_id)}", "GET add-on")
+        return found
+
+    def get_app(self, app_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = self._call("GET", f"/apps/{self._id(app_id)}", "GET app")
+        return found

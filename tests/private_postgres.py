@@ -55,7 +55,7 @@ def private_postgres(folder: Path, base: Settings) -> Iterator[tuple[PrivatePost
         app = create_app(settings)
         with app.app_context():
             upgrade()
-            from provider.db import db
+            from provider.extensions import db
 
             db.engine.dispose()
         yield handle, settings

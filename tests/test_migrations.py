@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from provider import create_app
 from provider.crypto import SecretBox, hash_key, new_encryption_key
-from provider.db import db
+from provider.extensions import db
 from provider.models import Base, Resource
 from provider.services.credentials import authenticate
 from provider.services.provisioning import config_for

@@ -1,7 +1,14 @@
+import ast
+import importlib
+import re
+from pathlib import Path
+
 from rq import Queue
 
 from provider.models import Resource
-from provider.tasks import Job, enqueue_after_commit, redis_connection
+from provider.tasks import JOB_NAMES, Job, enqueue_after_commit, redis_connection
+
+JOB_PATH = re.compile(r"workers(\.\w+)+")
 
 
 def _queued(settings):
@@ -22,3 +29,27 @@ def test_job_is_dropped_when_the_transaction_rolls_back(settings, db_session):
     db_session.rollback()
     db_session.commit()
     assert _queued(settings) == []
+
+
+def test_every_job_name_imports_to_the_function_it_names():
+    """RQ imports a job's dotted name only when a worker runs it: a renamed function would be
+    enqueued for ever and fail every time."""
+    for name in JOB_NAMES:
+        module, _, attr = name.rpartition(".")
+        func = getattr(importlib.import_module(module), attr)
+        assert callable(func), name
+        assert f"{func.__module__}.{func.__qualname__}" == name
+
+
+def test_job_names_are_written_only_in_the_table():
+    """A module enqueueing by a dotted string of its own would escape the check above."""
+    root = Path(__file__).resolve().parent.parent
+    written = []
+    for package in ("provider", "smtp_edge", "workers"):
+        for path in (root / package).rglob("*.py"):
+            if path == root / "provider" / "jobs.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and JOB_PATH.fullmatch(str(node.value)):
+                    written.append(f"{path.relative_to(root)}: {node.value}")
+    assert written == []

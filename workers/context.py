@@ -18,22 +18,14 @@ from provider.settings import Settings, get_settings
 _override: list[Settings] = []
 
 
-def use_settings(settings: Settings | None) -> None:
-    """Make jobs in this process use `settings` (None: back to the environment's)."""
+def use_settings(settings: Settings | None) -> Settings | None:
+    """Make jobs in this process use `settings` (None: back to the environment's); returns the
+    settings installed before, if any, for a caller that puts them back."""
+    previous = _override[0] if _override else None
     _override.clear()
     if settings is not None:
         _override.append(settings)
-
-
-@contextmanager
-def settings_in_use(settings: Settings) -> Iterator[None]:
-    """Run jobs with `settings` inside the block, then go back to what was in use before."""
-    saved = list(_override)
-    use_settings(settings)
-    try:
-        yield
-    finally:
-        _override[:] = saved
+    return previous
 
 
 def job_settings() -> Settings:

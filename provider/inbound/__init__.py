@@ -49,7 +49,7 @@ from .parse import (
     ParseLimits,
     parse_message,
 )
-from .signature import sign, verify
+from .signature import sign, verify_signature
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -65,5 +65,5 @@ __all__ = [
     "parse_message",
     "render",
     "sign",
-    "verify",
+    "verify_signature",
 ]

@@ -2,7 +2,7 @@
 
 Format (like Stripe's): `t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>`. The time
 is signed with the body so a captured request cannot be replayed later than the tolerance.
-`verify` accepts several v1 values (sent while a secret is being rotated).
+`verify_signature` accepts several v1 values (sent while a secret is being rotated).
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ def sign(secret: bytes | str, body: bytes, timestamp: int) -> str:
     return f"t={int(timestamp)},v1={_mac(_key(secret), body, int(timestamp))}"
 
 
-def verify(secret: bytes | str, header_value: str, body: bytes, tolerance_s: float, now: float) -> bool:
+def verify_signature(
+    secret: bytes | str, header_value: str, body: bytes, tolerance_s: float, now: float
+) -> bool:
     """True when header_value signs body with secret at a time within tolerance_s of now."""
     timestamp: int | None = None
     candidates: list[str] = []

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import DateTime, LargeBinary, String
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, Timestamps
@@ -50,6 +51,9 @@ class Resource(Timestamps, Base):
         back_populates="resource", cascade="all, delete-orphan", order_by="Credential.id"
     )
 
-    @property
+    @hybrid_property
     def active(self) -> bool:
+        """Whether the add-on serves at all (authenticates, routes mail, answers its dashboard):
+        every state but the deprovisioned tombstone, so one still provisioning already works. The
+        one definition of it, as an attribute here and as SQL in queries (`Resource.active`)."""
         return self.state != DEPROVISIONED

@@ -20,10 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..models import Address, Resource
-from ..models.resource import DEPROVISIONED
 from ..plans import plan_named
 from ..settings import Settings
-from . import applog
+from . import applog, applog_lines
 from .addresses import (
     InvalidAddressSetting,
     validate_format,
@@ -124,7 +123,7 @@ def change_address(
         address = resource_address(session, resource_id, address_id, lock=True)
         # Read after the lock, in a statement of its own: a deprovision that committed while we
         # waited is seen, and one still running waits for us and then clears the target itself.
-        if session.scalar(select(Resource.state).where(Resource.id == resource_id)) == DEPROVISIONED:
+        if not session.scalar(select(Resource.active).where(Resource.id == resource_id)):
             raise UnknownAddress(f"No address {address_id} on this account.")
     except UnknownAddress:
         session.rollback()
@@ -144,8 +143,7 @@ def change_address(
         changed.append(f"store=bucket:{new_store.bucket}" if new_store else "store=removed")
     if changed:
         what = " ".join(changed)
-        line = f"cloudmailin: address {address.local_id} changed {what}"
-        applog.record(session, settings, resource_id, line)
+        applog.record(session, settings, resource_id, applog_lines.address_changed(address.local_id, what))
         log.info("address changed resource=%s address=%s %s", resource_id, address.id, what)
     session.commit()
     return address

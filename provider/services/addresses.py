@@ -54,8 +54,9 @@ def new_signing_secret() -> str:
     return secrets.token_hex(32)
 
 
-def forward_address(settings: Settings, address: Address) -> str:
-    return f"{address.local_id}@{settings.inbound_domain}"
+def forward_address(settings: Settings, local_id: str) -> str:
+    """The address customers give out, from an address's `local_id`: the one spelling of it."""
+    return f"{local_id}@{settings.inbound_domain}"
 
 
 def create_address(

@@ -28,15 +28,13 @@ from provider.crypto import box_for
 from provider.models import AppLogLine, Resource
 from provider.services.history import storable_text
 from provider.settings import Settings
-from provider.tasks import LOGS_QUEUE, on_commit, redis_connection
+from provider.tasks import DISPATCH_SHIPPING_JOB, LOGS_QUEUE, SHIP_LOGS_JOB, on_commit, redis_connection
 
 log = logging.getLogger(__name__)
 
 _Pipe = TypeVar("_Pipe", Pipeline, AsyncPipeline)
 
-SHIP_JOB = "workers.jobs.logs.ship_logs"
-DISPATCH_JOB = "workers.jobs.logs.dispatch_shipping"
-# Resource ids whose lines wait for a SHIP_JOB, and the mark of a dispatch job queued or running.
+# Resource ids whose lines wait for a SHIP_LOGS_JOB, and the mark of a dispatch job queued or running.
 PENDING_KEY = "cloudmailin:ship_logs:pending"
 DISPATCH_MARK_KEY = "cloudmailin:ship_logs:dispatch"
 # How long a pending-job mark lives on its own: if its job is lost (worker killed), a later line
@@ -85,8 +83,8 @@ def request_shipping(settings: Settings, *resource_ids: str) -> bool:
 
     This runs on the hot paths (every provision, every inbound message), where enqueueing an RQ
     job per resource cost more web-process CPU than the provisioning INSERT did. So the ids join a
-    set, and only the request that finds no dispatch under way enqueues one `DISPATCH_JOB`; the
-    worker turns the set into per-resource `SHIP_JOB`s (`enqueue_shipping`). Returns whether
+    set, and only the request that finds no dispatch under way enqueues one `DISPATCH_SHIPPING_JOB`; the
+    worker turns the set into per-resource `SHIP_LOGS_JOB`s (`enqueue_shipping`). Returns whether
     this call enqueued the dispatch job; never raises: the lines are safe in PostgreSQL, and the
     sweep asks again for lines left unshipped.
     """
@@ -130,7 +128,7 @@ def _dispatch(settings: Settings, redis: Redis | None = None) -> bool:
     """Enqueue the dispatch job for the mark this process just took."""
     redis = redis or redis_connection(settings.redis_url)
     try:
-        Queue(LOGS_QUEUE, connection=redis).enqueue(DISPATCH_JOB)
+        Queue(LOGS_QUEUE, connection=redis).enqueue(DISPATCH_SHIPPING_JOB)
     except RedisError:
         redis.delete(DISPATCH_MARK_KEY)  # so the next line tries again instead of waiting out the TTL
         raise
@@ -156,13 +154,13 @@ def end_dispatch(settings: Settings) -> bool:
 
 
 def enqueue_shipping(settings: Settings, resource_id: str) -> bool:
-    """Enqueue the resource's `SHIP_JOB` unless one is pending (its mark), so a burst of lines is
+    """Enqueue the resource's `SHIP_LOGS_JOB` unless one is pending (its mark), so a burst of lines is
     one job. The workers' side of `request_shipping`; returns whether a job was enqueued, never raises."""
     try:
         redis = redis_connection(settings.redis_url)
         if not redis.set(mark_key(resource_id), "1", nx=True, px=_ms(MARK_TTL)):
             return False
-        Queue(LOGS_QUEUE, connection=redis).enqueue(SHIP_JOB, resource_id)
+        Queue(LOGS_QUEUE, connection=redis).enqueue(SHIP_LOGS_JOB, resource_id)
         return True
     except RedisError:
         log.warning("could not enqueue app log shipping for resource %s", resource_id, exc_info=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -31,10 +31,8 @@ from sqlalchemy.orm import Session
 from ..crypto import box_for, hash_key, key_matches, new_api_key
 from ..models import Credential, Resource
 from ..models.base import utcnow
-from ..models.resource import DEPROVISIONED
 from ..settings import Settings
 
-ROTATION_GRACE = timedelta(hours=24)
 # Compared against when a username is unknown, so a miss costs what a hit costs.
 _DUMMY_HASH = hash_key("not a key")
 
@@ -92,25 +90,6 @@ def current_pair(settings: Settings, resource: Resource) -> IssuedCredential | N
     return IssuedCredential(credential.username, box_for(settings).decrypt(credential.key_enc))
 
 
-def rotate(
-    session: Session,
-    settings: Settings,
-    resource: Resource,
-    *,
-    grace: timedelta = ROTATION_GRACE,
-    now: datetime | None = None,
-) -> IssuedCredential:
-    """Issue a new credential; the old ones keep working for `grace` so running apps can switch over."""
-    now = now or utcnow()
-    for credential in resource.credentials:
-        if credential.revoked_at is None and (
-            credential.expires_at is None or credential.expires_at > now + grace
-        ):
-            credential.expires_at = now + grace
-            credential.key_enc = None
-    return issue_credential(session, settings, resource)
-
-
 def revoke_all(resource: Resource, *, now: datetime | None = None) -> None:
     now = now or utcnow()
     for credential in resource.credentials:
@@ -136,7 +115,7 @@ def authenticate(
             Credential.username == username,
             Credential.revoked_at.is_(None),
             or_(Credential.expires_at.is_(None), Credential.expires_at > now),
-            Resource.state != DEPROVISIONED,
+            Resource.active,
         )
     ).all()
     if not rows:

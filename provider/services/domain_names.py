@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from ..dns import DnsError, lookup_txt
 from ..models import Domain
 from ..settings import Settings
-from . import applog
+from . import applog, applog_lines
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +143,8 @@ def release_lapsed_claim(
     released = existing.resource_id
     session.delete(existing)
     session.flush()
-    applog.record(session, settings, released,
-                  f"cloudmailin: {label} {name} released (unverified for "
-                  f"{UNVERIFIED_CLAIM_LIFETIME.days} days, added by another add-on)")
+    why = f"released (unverified for {UNVERIFIED_CLAIM_LIFETIME.days} days, added by another add-on)"
+    applog.record(session, settings, released, applog_lines.domain(label, name, why))
     log.info("unverified %s released domain=%s resource=%s", label, name, released)
 
 

@@ -34,7 +34,7 @@ from ..models import Address, OutboundEvent, OutboundMessage, OutboundRecipient,
 from ..models.outbound import BOUNCED, DEFERRED, DELIVERED, RETRIES_EXHAUSTED, SUPPRESSED
 from ..models.resource import DEPROVISIONED
 from ..settings import Settings
-from . import applog
+from . import applog, applog_lines
 from .addresses import display_target, validate_target
 
 MAX_EVENTS_PER_POST = 100
@@ -50,7 +50,7 @@ test) are never flagged for the webhook."""
 
 
 def webhook_url(settings: Settings, resource: Resource) -> str | None:
-    if resource.events_webhook_url_enc is None or resource.state == DEPROVISIONED:
+    if resource.events_webhook_url_enc is None or not resource.active:
         return None
     return box_for(settings).decrypt(resource.events_webhook_url_enc)
 
@@ -64,13 +64,13 @@ def set_webhook(session: Session, settings: Settings, resource: Resource, url: o
     """Validate and store `url` (raises `addresses.InvalidTarget` saying why not); the caller commits."""
     checked = validate_target(url)
     resource.events_webhook_url_enc = box_for(settings).encrypt(checked)
-    applog.record(session, settings, resource.id, "cloudmailin: events webhook set")
+    applog.record(session, settings, resource.id, applog_lines.events_webhook("set"))
 
 
 def clear_webhook(session: Session, settings: Settings, resource: Resource) -> None:
     if resource.events_webhook_url_enc is not None:
         resource.events_webhook_url_enc = None
-        applog.record(session, settings, resource.id, "cloudmailin: events webhook removed")
+        applog.record(session, settings, resource.id, applog_lines.events_webhook("removed"))
 
 
 def signing_secret(settings: Settings, session: Session, resource_id: str) -> str | None:
@@ -154,7 +154,7 @@ def resources_with_pending(session: Session, limit: int = 10_000) -> list[str]:
         .where(
             OutboundEvent.webhook_pending,
             Resource.events_webhook_url_enc.is_not(None),
-            Resource.state != DEPROVISIONED,
+            Resource.active,
         )
         .group_by(OutboundRecipient.resource_id)
         .order_by(func.min(OutboundEvent.id))

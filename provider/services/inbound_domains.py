@@ -33,7 +33,7 @@ from ..models.base import utcnow
 from ..models.domain import INBOUND
 from ..plans import DEFAULT_PLAN, PLANS, Plan, UnknownPlan, plan_named
 from ..settings import Settings
-from . import applog
+from . import applog, applog_lines
 from .domain_names import (
     LOOKUP_FAILED,
     MISSING,
@@ -143,7 +143,7 @@ def add_domain(
                     local_part_regex=pattern, verification_token=new_token(), created_at=now)
     insert_claim(session, domain, LABEL)
     which = f" for local parts {pattern}" if pattern is not None else ""
-    applog.record(session, settings, resource_id, f"cloudmailin: inbound domain {name} added{which}")
+    applog.record(session, settings, resource_id, applog_lines.domain(LABEL, name, f"added{which}"))
     log.info("inbound domain added domain=%s resource=%s", name, resource_id)
     session.commit()
     return domain
@@ -153,7 +153,7 @@ def delete_domain(session: Session, settings: Settings, resource_id: str, raw_na
     """Delete the add-on's inbound domain; the edges refuse its mail from the commit on."""
     domain = resource_domain(session, settings, resource_id, raw_name)
     session.delete(domain)
-    applog.record(session, settings, resource_id, f"cloudmailin: inbound domain {domain.name} deleted")
+    applog.record(session, settings, resource_id, applog_lines.domain(LABEL, domain.name, "deleted"))
     log.info("inbound domain deleted domain=%s resource=%s", domain.name, resource_id)
     session.commit()
 
@@ -182,7 +182,7 @@ def verify_domain(
         raise UnknownInboundDomain(f"No inbound domain {raw_name} on this account.")
     if verified and locked.verified_at is None:
         locked.verified_at = now or utcnow()
-        applog.record(session, settings, resource_id, f"cloudmailin: inbound domain {locked.name} verified")
+        applog.record(session, settings, resource_id, applog_lines.domain(LABEL, locked.name, "verified"))
         log.info("inbound domain verified domain=%s resource=%s", locked.name, resource_id)
     session.commit()
     return Verification(locked, locked.verified_at is not None, checks)

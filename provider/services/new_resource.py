@@ -27,7 +27,7 @@ from ..models import Resource
 from ..models.base import utcnow
 from ..models.resource import PROVISIONED, PROVISIONING
 from ..settings import Settings
-from . import credentials
+from . import applog_lines, credentials
 from .addresses import new_address_values
 from .partner_requests import ADDRESS_OPTIONS, ProvisionRequest
 
@@ -97,7 +97,7 @@ def insert_new_resource(session: Session, settings: Settings, request: Provision
         "a_resource_id": request.uuid,
         "c_resource_id": request.uuid,
         "l_resource_id": request.uuid,
-        "l_message": f"cloudmailin: {'provisioned' if sync else 'provisioning'} plan={request.plan.name}",
+        "l_message": applog_lines.provisioned(request.plan.name, finished=sync),
         "now": utcnow(),
     }
     # Straight to psycopg on the session's connection: SQLAlchemy's per-execute work was a fifth

@@ -1,7 +1,7 @@
 """The add-on lifecycle Heroku drives: provision, change plan, deprovision (spec/heroku.md).
 
 Each operation is one transaction and commits it, because the jobs it hands to the workers must
-only run once its rows are visible (`enqueue_after_commit`).
+only run once its rows are visible (`JobQueue.enqueue_after_commit`; the web passes RQ's).
 
 Provisioning is idempotent on Heroku's uuid, which is the resource's primary key: a repeated POST
 finds the row and answers with the same config (the stored key is decrypted, see `credentials`),
@@ -27,22 +27,20 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from ..jobs import COMPLETE_PROVISIONING_JOB, EXCHANGE_GRANT_JOB, PROVISIONING_QUEUE, Job, JobQueue
 from ..models import Domain, Resource
 from ..models.base import utcnow
 from ..models.domain import INBOUND
 from ..models.resource import DEPROVISIONED, PROVISIONING
 from ..plans import Plan
 from ..settings import Settings
-from ..tasks import PROVISIONING_QUEUE, Job, enqueue_after_commit
-from . import applog, credentials, oauth_tokens
+from . import applog, applog_lines, credentials, oauth_tokens
 from .addresses import display_target, forward_address
 from .new_resource import insert_new_resource
 from .partner_requests import ProvisionRequest
 
 log = logging.getLogger(__name__)
 
-EXCHANGE_GRANT_JOB = "workers.jobs.provisioning.exchange_grant"
-COMPLETE_PROVISIONING_JOB = "workers.jobs.provisioning.complete_provisioning"
 PURGE_AFTER = timedelta(days=7)
 
 
@@ -103,17 +101,24 @@ def config_for(session: Session, settings: Settings, resource: Resource) -> dict
     if pair is None:
         pair = credentials.issue_credential(session, settings, resource)
         session.flush()
+    return _config(settings, pair, resource.addresses[0].local_id if resource.addresses else None)
+
+
+def _config(settings: Settings, pair: credentials.IssuedCredential, local_id: str | None) -> dict[str, str]:
+    """The config vars, from the add-on's credential and forward address (if it has one)."""
     config = {"CLOUDMAILIN_SMTP_URL": credentials.smtp_url(settings, pair)}
-    if resource.addresses:
-        config["CLOUDMAILIN_FORWARD_ADDRESS"] = forward_address(settings, resource.addresses[0])
+    if local_id is not None:
+        config["CLOUDMAILIN_FORWARD_ADDRESS"] = forward_address(settings, local_id)
     return dict(sorted(config.items()))
 
 
-def provision(session: Session, settings: Settings, request: ProvisionRequest) -> Provisioned:
+def provision(
+    session: Session, settings: Settings, request: ProvisionRequest, queue: JobQueue
+) -> Provisioned:
     # No look-up first: the INSERT is the check, so a new add-on (the common case) costs one
     # autocommitted statement; the session's commit then hands over the jobs and log shipping.
     try:
-        answer = _create(session, settings, request)
+        answer = _create(session, settings, request, queue)
     except IntegrityError:
         session.rollback()
         existing = session.get(Resource, request.uuid)
@@ -126,28 +131,28 @@ def provision(session: Session, settings: Settings, request: ProvisionRequest) -
     return answer
 
 
-def _create(session: Session, settings: Settings, request: ProvisionRequest) -> Provisioned:
+def _create(
+    session: Session, settings: Settings, request: ProvisionRequest, queue: JobQueue
+) -> Provisioned:
     new = insert_new_resource(session, settings, request)
     resource_id = request.uuid
     if request.log_input_url is not None:
         applog.ship_after_commit(session, settings, resource_id)
     if not settings.sync_provisioning:
-        _enqueue(session, settings, COMPLETE_PROVISIONING_JOB, resource_id)
+        _enqueue(session, queue, COMPLETE_PROVISIONING_JOB, resource_id)
         message = "CloudMailin is being set up; the config vars will appear in a moment."
         return Provisioned(resource_id, None, message, created=True)
     if request.oauth_grant is not None:
-        _enqueue(session, settings, EXCHANGE_GRANT_JOB, resource_id)
-    where = f"{new.local_id}@{settings.inbound_domain}"
-    config = {
-        "CLOUDMAILIN_FORWARD_ADDRESS": where,
-        "CLOUDMAILIN_SMTP_URL": credentials.smtp_url(settings, new.credential),
-    }
-    message = _ready_text(request.plan.name, where, request.target, request.format)
+        _enqueue(session, queue, EXCHANGE_GRANT_JOB, resource_id)
+    config = _config(settings, new.credential, new.local_id)
+    message = _ready_text(
+        request.plan.name, forward_address(settings, new.local_id), request.target, request.format
+    )
     return Provisioned(resource_id, config, message, True)
 
 
-def _enqueue(session: Session, settings: Settings, func: str, resource_id: str) -> None:
-    enqueue_after_commit(session, settings.redis_url, Job(func, (resource_id,), queue=PROVISIONING_QUEUE))
+def _enqueue(session: Session, queue: JobQueue, func: str, resource_id: str) -> None:
+    queue.enqueue_after_commit(session, Job(func, (resource_id,), queue=PROVISIONING_QUEUE))
 
 
 def _repeat(session: Session, settings: Settings, resource: Resource) -> Provisioned:
@@ -171,7 +176,7 @@ def _ready_message(settings: Settings, resource: Resource) -> str:
     if address is None:
         return f"CloudMailin is ready on the {resource.plan} plan."
     return _ready_text(
-        resource.plan, forward_address(settings, address), address.target_url, address.format
+        resource.plan, forward_address(settings, address.local_id), address.target_url, address.format
     )
 
 
@@ -209,7 +214,7 @@ def change_plan(session: Session, settings: Settings, resource_id: str, plan: Pl
     _check_fits(session, resource, plan)
     old = resource.plan
     resource.plan = plan.name
-    applog.record(session, settings, resource.id, f"cloudmailin: plan changed from={old} to={plan.name}")
+    applog.record(session, settings, resource.id, applog_lines.plan_changed(old, plan.name))
     session.commit()
     log.info("plan changed resource=%s from=%s to=%s", resource.id, old, plan.name)
     return PlanChanged(f"CloudMailin is now on the {plan.name} plan (was {old}).", changed=True)
@@ -242,19 +247,30 @@ def deprovision(
     if not resource.active:
         session.rollback()
         return False
-    resource.state = DEPROVISIONED
-    resource.deprovisioned_at = now
-    credentials.revoke_all(resource, now=now)
     oauth_tokens.forget_tokens(resource)
+    stop_resource(session, settings, resource, applog_lines.deprovisioned(), now=now)
+    session.commit()
+    log.info("deprovisioned resource=%s", resource.id)
+    return True
+
+
+def stop_resource(
+    session: Session, settings: Settings, resource: Resource, line: str, *, now: datetime | None = None
+) -> None:
+    """What deprovisioning does here, whoever decided it (Heroku's DELETE, or a worker giving up
+    provisioning): the resource becomes a tombstone that authenticates nothing, routes no mail and
+    frees its domains for other add-ons; `line` goes to the app's log. The caller holds the row
+    locked and commits. OAuth tokens are the caller's: a worker giving up still needs them to tell
+    Heroku (`workers.jobs.provisioning`), and forgets them afterwards."""
+    resource.state = DEPROVISIONED
+    resource.deprovisioned_at = now or utcnow()
+    credentials.revoke_all(resource, now=resource.deprovisioned_at)
     resource.options = {}
     resource.events_webhook_url_enc = None
     for address in resource.addresses:
         address.target_url = None
     session.execute(delete(Domain).where(Domain.resource_id == resource.id))
-    applog.record(session, settings, resource.id, "cloudmailin: deprovisioned")
-    session.commit()
-    log.info("deprovisioned resource=%s", resource.id)
-    return True
+    applog.record(session, settings, resource.id, line)
 
 
 def purge_deprovisioned(

@@ -40,7 +40,6 @@ from sqlalchemy.orm import Session
 from ..errors import NoTarget, RelayDenied, UnknownRecipient
 from ..models import Address, Domain, Resource, Usage
 from ..models.domain import INBOUND
-from ..models.resource import DEPROVISIONED
 from ..outbound.verp import LOCAL_PREFIX, message_id_of
 from ..plans import DEFAULT_PLAN, LARGEST_MESSAGE_BYTES, PLANS, Plan, UnknownPlan, plan_named
 from ..settings import Settings
@@ -132,7 +131,7 @@ def _forward_address_route(
             Address.signing_secret_enc,
             Address.size_as_string,
             Resource.plan,
-            Resource.state,
+            Resource.active.label("active"),
             Resource.log_input_url_enc.is_not(None).label("log_drain"),
             Usage.inbound,
             Address.store_bucket,
@@ -151,7 +150,7 @@ def _forward_address_route(
         )
         .where(Address.local_id == local_id)
     ).one_or_none()
-    if row is None or row.state == DEPROVISIONED:
+    if row is None or not row.active:
         raise UnknownRecipient()
     if not row.target_url:
         raise NoTarget()
@@ -247,7 +246,7 @@ def custom_domain(
             Address.signing_secret_enc,
             Address.size_as_string,
             Resource.plan,
-            Resource.state,
+            Resource.active.label("active"),
             Resource.log_input_url_enc.is_not(None).label("log_drain"),
             Usage.inbound,
         )
@@ -258,7 +257,7 @@ def custom_domain(
     ).all()
     if not rows:
         return None
-    served = [row for row in rows if row.verified_at is not None and row.state != DEPROVISIONED]
+    served = [row for row in rows if row.verified_at is not None and row.active]
     served.sort(key=lambda row: row.name != name)  # its own name before the wildcard
     if not served:
         raise UnknownRecipient()

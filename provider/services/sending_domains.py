@@ -34,7 +34,7 @@ from ..models.base import utcnow
 from ..models.domain import SENDING
 from ..outbound.dkim import DEFAULT_SELECTOR, dns_record, new_key_pair, public_key_of, record_name
 from ..settings import Settings
-from . import applog
+from . import applog, applog_lines
 from .domain_names import (
     LOOKUP_FAILED,
     MISSING,
@@ -123,7 +123,7 @@ def add_domain(
         created_at=now,
     )
     insert_claim(session, domain, LABEL)
-    applog.record(session, settings, resource_id, f"cloudmailin: sending domain {name} added")
+    applog.record(session, settings, resource_id, applog_lines.domain(LABEL, name, "added"))
     log.info("sending domain added domain=%s resource=%s", name, resource_id)
     session.commit()
     return domain
@@ -133,7 +133,7 @@ def delete_domain(session: Session, settings: Settings, resource_id: str, raw_na
     """Delete the add-on's sending domain and its key; mail from it is refused from the commit on."""
     domain = resource_domain(session, settings, resource_id, raw_name)
     session.delete(domain)
-    applog.record(session, settings, resource_id, f"cloudmailin: sending domain {domain.name} deleted")
+    applog.record(session, settings, resource_id, applog_lines.domain(LABEL, domain.name, "deleted"))
     log.info("sending domain deleted domain=%s resource=%s", domain.name, resource_id)
     session.commit()
 
@@ -172,7 +172,7 @@ def verify_domain(
         raise UnknownSendingDomain(f"No sending domain {raw_name} on this account.")
     if verified and locked.verified_at is None:
         locked.verified_at = now or utcnow()
-        applog.record(session, settings, resource_id, f"cloudmailin: sending domain {locked.name} verified")
+        applog.record(session, settings, resource_id, applog_lines.domain(LABEL, locked.name, "verified"))
         log.info("sending domain verified domain=%s resource=%s", locked.name, resource_id)
     session.commit()
     return Verification(locked, locked.verified_at is not None, checks)

@@ -51,7 +51,7 @@ def _check_timestamp(raw: str, now: float) -> None:
         raise SsoRefused("The sign-in link is dated in the future; check the clocks and try again.")
 
 
-def verify(fields: Mapping[str, str], salt: str, now: float) -> SsoLogin:
+def verify_login(fields: Mapping[str, str], salt: str, now: float) -> SsoLogin:
     """Return the login the fields prove, or raise `SsoRefused`."""
     if not salt:
         raise SsoRefused("Single sign-on is not configured on this server.")

@@ -38,11 +38,6 @@ _COUNT_INBOUND = text(
 )
 
 
-def count_inbound(session: Session, resource_id: str, when: datetime, messages: int = 1) -> None:
-    """Add `messages` to the month's inbound counter; the caller commits."""
-    session.execute(_COUNT_INBOUND, count_inbound_params(resource_id, when, messages))
-
-
 def count_inbound_params(resource_id: str, when: datetime, messages: int) -> dict[str, object]:
     return {"resource_id": resource_id, "period": month_start(when), "messages": messages}
 

@@ -18,9 +18,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException
 
-from ..db import db
+from ..extensions import db
 from ..models import Address
 from ..services.address_settings import (
     UnknownAddress,
@@ -33,39 +32,26 @@ from ..services.addresses import InvalidAddressSetting, display_target, forward_
 from ..services.partner_requests import InvalidRequest, json_object
 from ..services.stores import StoresNotInPlan, shown_config
 from . import current_settings
-from .api import ApiError, authenticated
+from .api import authenticated
+from .errors import api_error
 
 bp = Blueprint("addresses_api", __name__, url_prefix="/api/v0.1")
-
-
-@bp.errorhandler(ApiError)
-def _api_error(exc: ApiError) -> ResponseReturnValue:
-    response = jsonify(status=exc.status, error=exc.error)
-    if exc.status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="cloudmailin"'
-    return response, exc.status
 
 
 @bp.errorhandler(InvalidAddressSetting)
 @bp.errorhandler(InvalidRequest)
 def _refused(exc: ValueError) -> ResponseReturnValue:
-    return jsonify(status=422, error=str(exc)), 422
+    return api_error(422, str(exc))
 
 
 @bp.errorhandler(StoresNotInPlan)
 def _not_in_plan(exc: StoresNotInPlan) -> ResponseReturnValue:
-    return jsonify(status=403, error=str(exc)), 403
+    return api_error(403, str(exc))
 
 
 @bp.errorhandler(UnknownAddress)
 def _unknown(exc: UnknownAddress) -> ResponseReturnValue:
-    return jsonify(status=404, error=str(exc)), 404
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> ResponseReturnValue:
-    code = exc.code or 500
-    return jsonify(status=code, error=exc.description or exc.name), code
+    return api_error(404, str(exc))
 
 
 @bp.get("/<username>/addresses")
@@ -96,7 +82,7 @@ def update_address(username: str, address_id: int) -> ResponseReturnValue:
 def _address(address: Address) -> dict[str, Any]:
     return {
         "id": address.id,
-        "address": forward_address(current_settings(), address),
+        "address": forward_address(current_settings(), address.local_id),
         # Shown with its password masked, as everywhere else; a PATCH may leave it out to keep it.
         "target": display_target(address.target_url),
         "format": address.format,

@@ -25,37 +25,16 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException
 
 from ..api_spec import document_bytes
-from ..db import db
+from ..extensions import db
 from ..models import Resource
 from ..services.credentials import authenticate
 from ..services.history import read_history
 from ..services.paging import InvalidQuery, Page, next_page_params
+from .errors import ApiError, api_error  # ApiError: also imported from here by the other API views
 
 bp = Blueprint("api", __name__, url_prefix="/api/v0.1")
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, error: str) -> None:
-        super().__init__(error)
-        self.status = status
-        self.error = error
-
-
-@bp.errorhandler(ApiError)
-def _api_error(exc: ApiError) -> ResponseReturnValue:
-    response = jsonify(status=exc.status, error=exc.error)
-    if exc.status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="cloudmailin"'
-    return response, exc.status
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> ResponseReturnValue:
-    code = exc.code or 500
-    return jsonify(status=code, error=exc.description or exc.name), code
 
 
 def authenticated(username: str) -> Resource:
@@ -70,7 +49,7 @@ def authenticated(username: str) -> Resource:
 
 @bp.errorhandler(InvalidQuery)
 def _invalid_query(exc: InvalidQuery) -> ResponseReturnValue:
-    return jsonify(status=422, error=str(exc)), 422
+    return api_error(422, str(exc))
 
 
 def page_response(page: Page, name: str, endpoint: str, **path: Any) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template, session
 from flask.typing import ResponseReturnValue
 
-from ..db import db
+from ..extensions import db
 from ..models import Resource
 from ..plans import PLANS
 from ..services.addresses import display_target, forward_address
@@ -44,7 +44,7 @@ def show() -> ResponseReturnValue:
         email=session.get("email", ""),
         resource=resource,
         plan=PLANS.get(resource.plan),
-        forward_address=forward_address(settings, address) if address else None,
+        forward_address=forward_address(settings, address.local_id) if address else None,
         target=display_target(address.target_url) if address else None,
         smtp_host=settings.smtp_public_host,
         smtp_port=settings.smtp_public_port,

@@ -34,8 +34,27 @@ version too), so that up to the server's limit a client meets this JSON 414 in i
 rather than the server's HTML one."""
 
 
+class ApiError(Exception):
+    """A customer API refusal, answered in the API's shape (`api_error`) by any blueprint."""
+
+    def __init__(self, status: int, error: str) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+
+
+def api_error(status: int, text: str) -> Response:
+    """The customer API's error answer, `{"status", "error"}`: the one place its shape is written."""
+    response = jsonify(status=status, error=text)
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="cloudmailin"'
+    return response
+
+
 def init_app(app: Flask) -> None:
     app.before_request(_refuse_long_urls)
+    app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DatabaseUnavailable, _unavailable)
     app.register_error_handler(DBAPIError, _database_error)
@@ -47,14 +66,18 @@ def init_app(app: Flask) -> None:
 def _error(code: int, text: str) -> Response:
     """The answer for `code` in the shape the caller of this path reads."""
     if request.path.startswith(API_PREFIX):
-        # The CloudMailin API's clients read `{"status", "error"}`, also for paths no API view matched.
-        response = jsonify(status=code, error=text)
-    elif request.blueprint in BROWSER_BLUEPRINTS:
+        # The CloudMailin API's clients read its shape, also for paths no API view matched.
+        return api_error(code, text)
+    if request.blueprint in BROWSER_BLUEPRINTS:
         response = Response(render_template("error.html", message=text, code=code), mimetype="text/html")
     else:
         response = jsonify(message=text)
     response.status_code = code
     return response
+
+
+def _api_error(exc: ApiError) -> Response:
+    return api_error(exc.status, exc.error)
 
 
 def _refuse_long_urls() -> None:

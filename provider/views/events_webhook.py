@@ -13,7 +13,7 @@ from __future__ import annotations
 from flask import request
 from flask.typing import ResponseReturnValue
 
-from ..db import db
+from ..extensions import db
 from ..services.addresses import InvalidAddressSetting
 from ..services.events_webhook import clear_webhook, set_webhook, shown
 from ..services.partner_requests import InvalidRequest, json_object

@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
-from ..db import db
+from ..extensions import db
 
 bp = Blueprint("health", __name__)
 

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from ..crypto import same_secret
-from ..db import db
+from ..extensions import db
 from ..plans import UnknownPlan
 from ..services import provisioning
 from ..services.addresses import InvalidAddressSetting
@@ -26,6 +26,7 @@ from ..services.partner_requests import (
     provision_request,
     resource_id,
 )
+from ..tasks import RqJobQueue
 from . import current_settings
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def ping() -> ResponseReturnValue:
 def provision() -> ResponseReturnValue:
     settings = current_settings()
     wanted = provision_request(json_object(request.get_data(cache=False)))
-    answer = provisioning.provision(db.session(), settings, wanted)
+    answer = provisioning.provision(db.session(), settings, wanted, RqJobQueue(settings.redis_url))
     if answer.config is None:
         return jsonify(id=answer.resource_id, message=answer.message), 202
     status = 201 if answer.created else 200

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify, request
+from flask import request
 from flask.typing import ResponseReturnValue
 
-from ..db import db
+from ..extensions import db
 from ..models import Domain
 from ..services.inbound_domains import (
     CustomDomainLimit,
@@ -38,6 +38,7 @@ from ..services.partner_requests import InvalidRequest, json_object
 from . import current_settings
 from .api import ApiError, authenticated, bp
 from .domain_json import check_json, record_json, time_json
+from .errors import api_error
 
 FIELDS = ("name", "local_part_regex")
 
@@ -49,7 +50,7 @@ FIELDS = ("name", "local_part_regex")
 def _answer(exc: Exception) -> ResponseReturnValue:
     statuses = {InvalidPattern: 422, CustomDomainLimit: 403, NoAddress: 409, UnknownInboundDomain: 404}
     status = statuses[type(exc)]
-    return jsonify(status=status, error=str(exc)), status
+    return api_error(status, str(exc))
 
 
 @bp.post("/<username>/inbound_domains")

@@ -12,8 +12,8 @@ from __future__ import annotations
 from flask import request
 from flask.typing import ResponseReturnValue
 
-from ..db import db
 from ..errors import DomainError
+from ..extensions import db
 from ..outbound.outgoing import from_api
 from ..outbound.request import read_request
 from ..services.outbound_history import find_message, message_status, read_messages

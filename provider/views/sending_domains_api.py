@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify, request
+from flask import request
 from flask.typing import ResponseReturnValue
 
-from ..db import db
+from ..extensions import db
 from ..models import Domain
 from ..services.partner_requests import InvalidRequest, json_object
 from ..services.sending_domains import (
@@ -37,6 +37,7 @@ from .api import ApiError, authenticated, bp
 from .domain_json import check_json as _check
 from .domain_json import record_json as _record
 from .domain_json import time_json as _time
+from .errors import api_error
 
 FIELDS = ("name",)
 
@@ -46,7 +47,7 @@ FIELDS = ("name",)
 @bp.errorhandler(UnknownSendingDomain)
 def _answer(exc: Exception) -> ResponseReturnValue:
     status = {InvalidDomainName: 422, DomainTaken: 409, UnknownSendingDomain: 404}[type(exc)]
-    return jsonify(status=status, error=str(exc)), status
+    return api_error(status, str(exc))
 
 
 @bp.post("/<username>/sending_domains")

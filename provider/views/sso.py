@@ -10,13 +10,13 @@ import re
 import time
 from collections.abc import Mapping
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
-from ..db import db
+from ..extensions import db
 from ..models import Resource
 from ..services.partner_requests import InvalidRequest, resource_id
-from ..services.sso import SsoRefused, verify
+from ..services.sso import SsoRefused, verify_login
 from . import current_settings
 
 bp = Blueprint("sso", __name__)
@@ -33,7 +33,7 @@ def refused(message: str, status: int) -> ResponseReturnValue:
 def _login(fields: Mapping[str, str]) -> ResponseReturnValue:
     settings = current_settings()
     try:
-        login = verify(fields, settings.sso_salt, time.time())
+        login = verify_login(fields, settings.sso_salt, time.time())
     except SsoRefused as exc:
         return refused(str(exc), 403)
     try:
@@ -58,7 +58,7 @@ def _login(fields: Mapping[str, str]) -> ResponseReturnValue:
         response.set_cookie(
             NAV_COOKIE,
             login.nav_data,
-            secure=settings.public_url.startswith("https://"),
+            secure=current_app.config["SESSION_COOKIE_SECURE"],  # as the session cookie (create_app)
             samesite="Lax",
         )
     return response

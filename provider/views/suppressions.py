@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import request
 from flask.typing import ResponseReturnValue
 
-from ..db import db
+from ..extensions import db
 from ..services.suppressions import read_suppressions, remove
 from .api import ApiError, authenticated, bp, page_response
 

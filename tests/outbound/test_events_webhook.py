@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from provider.crypto import SecretBox
-from provider.inbound.signature import HEADER, verify
+from provider.inbound.signature import HEADER, verify_signature
 from provider.models import Address, OutboundEvent, OutboundRecipient, Resource
 from provider.models.base import utcnow
 from provider.outbound.dsn import DeliveryReport, RecipientStatus
@@ -26,10 +26,10 @@ from provider.services.bounces import record_report
 from provider.services.events_webhook import MAX_EVENTS_PER_POST
 from provider.services.provisioning import deprovision
 from provider.settings import Settings
-from provider.tasks import DEFAULT_QUEUE, redis_connection
+from provider.tasks import DEFAULT_QUEUE, POST_EVENTS_JOB, redis_connection
 from tests.heroku_standin.server import serve_wsgi
-from workers.context import settings_in_use
-from workers.jobs.events_webhook import WEBHOOK_JOB, mark_key, post_events
+from tests.job_settings import settings_in_use
+from workers.jobs.events_webhook import mark_key, post_events
 from workers.jobs.sweep import sweep_once
 
 from .conftest import SENDING_DOMAIN, Account, new_account
@@ -124,7 +124,8 @@ def test_every_kind_of_event_arrives_signed_with_the_first_addresses_secret(
 
     (post,) = endpoint.posts
     assert post["auth"] == ("app", "s3cret")
-    assert verify(_secret(db_session, settings, account), post["signature"], post["body"], 60, time.time())
+    secret = _secret(db_session, settings, account)
+    assert verify_signature(secret, post["signature"], post["body"], 60, time.time())
     events = post["json"]["events"]
     assert [(e["kind"], e["recipient"]) for e in events] == [
         ("delivery", "ok@remote.example"), ("delivery", "gone@remote.example"),
@@ -168,7 +169,7 @@ def test_a_failing_endpoint_gets_the_events_on_the_retry(
     registry = ScheduledJobRegistry(queue=Queue(DEFAULT_QUEUE, connection=connection))
     (job_id,) = registry.get_job_ids()
     retry = Job.fetch(job_id, connection=connection)
-    assert (retry.func_name, retry.args) == (WEBHOOK_JOB, (account.resource_id, 1))
+    assert (retry.func_name, retry.args) == (POST_EVENTS_JOB, (account.resource_id, 1))
     assert connection.exists(mark_key(account.resource_id))  # the sweep leaves it to the retry
 
     assert post_events(*retry.args) == "sent 1 events in 1 posts"
@@ -192,8 +193,8 @@ def test_the_sweep_enqueues_resources_with_a_webhook_and_clears_the_others_event
     assert (counts["events_webhooks"], counts["unwanted_events"]) == (1, 2)
     assert (_pending(db_session, account), _pending(db_session, without)) == (1, 0)
     queued = Queue(DEFAULT_QUEUE, connection=redis_connection(settings.redis_url)).jobs
-    assert [(j.func_name, j.args) for j in queued if j.func_name == WEBHOOK_JOB] == [
-        (WEBHOOK_JOB, (account.resource_id,))]
+    assert [(j.func_name, j.args) for j in queued if j.func_name == POST_EVENTS_JOB] == [
+        (POST_EVENTS_JOB, (account.resource_id,))]
     assert sweep_once(db_session, settings)["events_webhooks"] == 0  # its job is still pending
 
 

@@ -74,6 +74,6 @@ def test_created_addresses_have_20_hex_local_ids_and_an_encrypted_signing_secret
     db_session.commit()
     assert re.fullmatch(r"[0-9a-f]{20}", first.local_id)
     assert first.local_id != second.local_id
-    assert forward_address(settings, first) == f"{first.local_id}@cloudmailin.test"
+    assert forward_address(settings, first.local_id) == f"{first.local_id}@cloudmailin.test"
     secret = SecretBox(settings.encryption_key).decrypt(first.signing_secret_enc)
     assert len(secret) == 64 and secret.encode() not in first.signing_secret_enc

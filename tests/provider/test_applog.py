@@ -3,15 +3,17 @@ shipping job per resource at a time."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+from pathlib import Path
 
 from rq import Queue
 from sqlalchemy import func, select
 
 from provider.crypto import SecretBox
 from provider.models import AppLogLine, Resource
-from provider.services import applog
-from provider.tasks import LOGS_QUEUE, redis_connection
+from provider.services import applog, applog_lines
+from provider.tasks import DISPATCH_SHIPPING_JOB, LOGS_QUEUE, SHIP_LOGS_JOB, redis_connection
 from tests.logjobs import dispatch
 
 RID = "11111111-2222-3333-4444-555555555555"
@@ -35,8 +37,8 @@ def _lines(db_session):
     return db_session.scalar(select(func.count()).select_from(AppLogLine))
 
 
-DISPATCH = (applog.DISPATCH_JOB, ())
-SHIP = (applog.SHIP_JOB, (RID,))
+DISPATCH = (DISPATCH_SHIPPING_JOB, ())
+SHIP = (SHIP_LOGS_JOB, (RID,))
 
 
 def test_lines_are_shipped_by_one_job_enqueued_after_commit(settings, db_session):
@@ -77,7 +79,7 @@ def test_many_resources_asking_at_once_cost_one_dispatch_and_a_job_each(settings
     db_session.commit()
     assert _jobs(settings) == [DISPATCH]
     dispatch(settings)
-    assert sorted(_jobs(settings)) == [(applog.SHIP_JOB, (rid,)) for rid in ids]
+    assert sorted(_jobs(settings)) == [(SHIP_LOGS_JOB, (rid,)) for rid in ids]
 
 
 def test_a_request_arriving_while_the_dispatch_ends_is_not_lost(settings, db_session, redis):
@@ -144,3 +146,19 @@ def test_a_new_job_is_enqueued_once_the_previous_one_cleared_its_mark(settings, 
     db_session.commit()
     dispatch(settings)
     assert _jobs(settings) == [SHIP, SHIP]
+
+
+def test_app_log_lines_are_spelled_only_in_applog_lines():
+    """Customers grep these lines: a site writing its own "cloudmailin: ..." text would drift
+    from the shape the others share (services/applog_lines.py)."""
+    root = Path(__file__).resolve().parents[2]
+    home = root / "provider" / "services" / "applog_lines.py"
+    written = []
+    for package in ("provider", "smtp_edge", "workers"):
+        for path in (root / package).rglob("*.py"):
+            if path == home:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and str(node.value).startswith(applog_lines.PREFIX):
+                    written.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert written == []

@@ -22,7 +22,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from provider import create_app
-from provider.db import db
+from provider.extensions import db
 from provider.models import OutboundMessage
 from provider.settings import Settings
 from tests.private_postgres import PrivatePostgres, private_postgres
@@ -54,7 +54,7 @@ def outage_app(outage_db: tuple[PrivatePostgres, Settings]) -> Iterator[Flask]:
     app = create_app(outage_db[1])
     yield app
     with app.app_context():
-        from provider.db import db
+        from provider.extensions import db
 
         db.engine.dispose()
 

@@ -13,14 +13,13 @@ import pytest
 from provider.heroku_platform import (
     USER_AGENT,
     PermanentPlatformError,
-    PlatformAPI,
     TemporaryPlatformError,
     exchange_grant_code,
     refresh_tokens,
     retry_after_seconds,
 )
 from provider.settings import Settings
-from tests.heroku_side import SeededAddon, heroku_side, seed_addon
+from tests.heroku_side import ReadingPlatformAPI, SeededAddon, heroku_side, seed_addon
 from tests.heroku_standin import RunningStandin
 from tests.heroku_standin.faults import inject_fault
 
@@ -36,9 +35,9 @@ def addon(heroku: tuple[RunningStandin, Settings]) -> SeededAddon:
     return seed_addon(heroku[0])
 
 
-def _api(heroku: tuple[RunningStandin, Settings], addon: SeededAddon) -> PlatformAPI:
+def _api(heroku: tuple[RunningStandin, Settings], addon: SeededAddon) -> ReadingPlatformAPI:
     settings = heroku[1]
-    return PlatformAPI(settings, exchange_grant_code(settings, addon.grant_code).access_token)
+    return ReadingPlatformAPI(settings, exchange_grant_code(settings, addon.grant_code).access_token)
 
 
 def test_grant_exchange_returns_tokens_valid_for_eight_hours(heroku, addon):
@@ -90,7 +89,7 @@ def test_refresh_gives_a_new_access_token_that_the_platform_accepts(heroku, addo
     first = exchange_grant_code(settings, addon.grant_code)
     second = refresh_tokens(settings, first.refresh_token)
     assert second.access_token != first.access_token
-    assert PlatformAPI(settings, second.access_token).get_addon(addon.id)["id"] == addon.id
+    assert ReadingPlatformAPI(settings, second.access_token).get_addon(addon.id)["id"] == addon.id
 
 
 def test_refresh_with_an_unknown_refresh_token_is_permanent(heroku):
@@ -145,7 +144,7 @@ def test_unknown_addon_is_a_permanent_not_found(heroku, addon):
 def test_an_expired_or_unknown_token_is_refused_permanently(heroku, addon):
     _, settings = heroku
     with pytest.raises(PermanentPlatformError) as raised:
-        PlatformAPI(settings, "HRKU-not-a-token").get_addon(addon.id)
+        ReadingPlatformAPI(settings, "HRKU-not-a-token").get_addon(addon.id)
     assert raised.value.status == 401
 
 
@@ -173,7 +172,9 @@ def test_a_refused_connection_is_temporary(settings):
     unused.bind(("127.0.0.1", 0))
     port = unused.getsockname()[1]
     unused.close()
-    api = PlatformAPI(dataclasses.replace(settings, heroku_api_url=f"http://127.0.0.1:{port}"), "token")
+    api = ReadingPlatformAPI(
+        dataclasses.replace(settings, heroku_api_url=f"http://127.0.0.1:{port}"), "token"
+    )
     with pytest.raises(TemporaryPlatformError):
         api.get_app("demo")
 
@@ -183,7 +184,9 @@ def test_a_peer_that_never_answers_is_a_temporary_timeout(settings):
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)  # the connection is accepted by the kernel, never answered
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        api = PlatformAPI(dataclasses.replace(settings, heroku_api_url=url), "token", timeout=(1.0, 0.2))
+        api = ReadingPlatformAPI(
+            dataclasses.replace(settings, heroku_api_url=url), "token", timeout=(1.0, 0.2)
+        )
         with pytest.raises(TemporaryPlatformError):
             api.get_app("demo")
 

@@ -11,20 +11,25 @@ from provider.models import Address, AppLogLine, Credential, Resource
 from provider.models.address import DEFAULT_FORMAT
 from provider.services.partner_requests import provision_request
 from provider.services.provisioning import provision
+from provider.tasks import RqJobQueue
 
 from .partner import TARGET, provision_body
+
+
+def _request():
+    return provision_request(provision_body(options={"target": TARGET}))
 
 
 def test_the_rows_are_written_all_or_nothing(settings, db_session, monkeypatch):
     """One statement: when one of its rows is refused (here an address whose local id is taken),
     the resource, credential and log line beside it are not kept either."""
-    first = provision(db_session, settings, provision_request(provision_body(options={"target": TARGET})))
+    first = provision(db_session, settings, _request(), RqJobQueue(settings.redis_url))
     taken = db_session.scalars(select(Address.local_id)).one()
     db_session.rollback()  # provisioning starts the session's transaction itself
     monkeypatch.setattr("provider.services.addresses.new_local_id", lambda: taken)
     request = provision_request(provision_body(options={"target": TARGET}))
     with pytest.raises(IntegrityError):
-        provision(db_session, settings, request)
+        provision(db_session, settings, request, RqJobQueue(settings.redis_url))
     db_session.rollback()
     assert db_session.get(Resource, request.uuid) is None
     assert db_session.scalars(select(Resource.id)).all() == [first.resource_id]
@@ -33,7 +38,7 @@ def test_the_rows_are_written_all_or_nothing(settings, db_session, monkeypatch):
 
 
 def test_the_rows_carry_every_column_the_models_default(settings, db_session):
-    answer = provision(db_session, settings, provision_request(provision_body(options={"target": TARGET})))
+    answer = provision(db_session, settings, _request(), RqJobQueue(settings.redis_url))
     resource = db_session.get(Resource, answer.resource_id)
     assert resource is not None and resource.created_at and resource.updated_at
     assert resource.options == {} and resource.oauth_grant_enc is not None
@@ -47,10 +52,11 @@ def test_the_rows_carry_every_column_the_models_default(settings, db_session):
 
 
 def test_an_add_on_without_a_log_input_url_gets_no_log_line(settings, db_session):
-    with_log = provision(db_session, settings, provision_request(provision_body()))
+    queue = RqJobQueue(settings.redis_url)
+    with_log = provision(db_session, settings, provision_request(provision_body()), queue)
     body = provision_body()
     body.pop("log_input_url", None)
-    without_log = provision(db_session, settings, provision_request(body))
+    without_log = provision(db_session, settings, provision_request(body), queue)
     lines = db_session.scalars(select(AppLogLine.resource_id)).all()
     assert lines == [with_log.resource_id]
     assert without_log.resource_id not in lines

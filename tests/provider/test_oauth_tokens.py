@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from provider.crypto import SecretBox
-from provider.heroku_platform import PlatformAPI
 from provider.services import oauth_tokens
 from provider.services.oauth_tokens import GrantUnavailable
 from provider.settings import Settings
-from tests.heroku_side import add_resource, heroku_side, seed_addon, token_calls
+from tests.heroku_side import ReadingPlatformAPI, add_resource, heroku_side, seed_addon, token_calls
 from tests.heroku_standin import RunningStandin
 
 
@@ -31,7 +30,7 @@ def test_exchange_stores_the_tokens_encrypted_and_drops_the_used_grant(heroku, d
     assert resource.oauth_grant_enc is None and resource.oauth_grant_expires_at is None
     assert resource.access_token_enc is not None and b"HRKU" not in resource.access_token_enc
     access = SecretBox(settings.encryption_key).decrypt(resource.access_token_enc)
-    assert PlatformAPI(settings, access).get_addon(resource.id)["id"] == resource.id
+    assert ReadingPlatformAPI(settings, access).get_addon(resource.id)["id"] == resource.id
 
 
 def test_a_second_exchange_keeps_the_one_token_set_and_calls_nobody(heroku, db_session):

@@ -14,8 +14,7 @@ from provider import create_app
 from provider.db import session_factory
 from provider.models import Resource
 from provider.models.resource import PROVISIONED, PROVISIONING
-from provider.tasks import PROVISIONING_QUEUE, redis_connection
-from workers.jobs.provisioning import COMPLETE_JOB, EXCHANGE_JOB
+from provider.tasks import COMPLETE_PROVISIONING_JOB, EXCHANGE_GRANT_JOB, PROVISIONING_QUEUE, redis_connection
 from workers.jobs.sweep import sweep_once
 
 from .partner import provision, send
@@ -47,7 +46,7 @@ def test_sync_provision_answers_even_if_redis_refuses_the_grant_job_and_the_swee
     assert resource.state == PROVISIONED and resource.oauth_grant_enc is not None
     assert sweep_once(db_session, settings, now=_later(db_session, 5))["grant_exchanges"] == 0
     assert sweep_once(db_session, settings, now=_later(db_session))["grant_exchanges"] == 1
-    assert _queued(settings) == [(EXCHANGE_JOB, (resource.id,))]
+    assert _queued(settings) == [(EXCHANGE_GRANT_JOB, (resource.id,))]
 
 
 def test_async_provision_whose_first_job_was_lost_is_completed_by_the_next_sweep(settings, db_session):
@@ -56,7 +55,7 @@ def test_async_provision_whose_first_job_was_lost_is_completed_by_the_next_sweep
     resource = db_session.scalar(select(Resource))
     assert resource.state == PROVISIONING
     assert sweep_once(db_session, settings, now=_later(db_session))["provisioning"] == 1
-    assert _queued(settings) == [(COMPLETE_JOB, (resource.id,))]
+    assert _queued(settings) == [(COMPLETE_PROVISIONING_JOB, (resource.id,))]
 
 
 def test_an_exchanged_or_expired_grant_is_left_alone(settings, db_session, client):

@@ -19,6 +19,7 @@ from provider.services.partner_requests import (
     resource_id,
 )
 from provider.services.provisioning import config_for, provision
+from provider.tasks import RqJobQueue
 
 from .partner import provision_body
 
@@ -36,7 +37,7 @@ def test_concurrent_posts_of_the_same_uuid_make_one_resource_and_answer_alike(se
         session = factory()
         try:
             start.wait(10)
-            answers.append(provision(session, settings, request))
+            answers.append(provision(session, settings, request, RqJobQueue(settings.redis_url)))
         finally:
             session.close()
 
@@ -54,7 +55,8 @@ def test_concurrent_posts_of_the_same_uuid_make_one_resource_and_answer_alike(se
 
 
 def test_config_for_issues_a_credential_when_none_is_live(settings, db_session):
-    answer = provision(db_session, settings, provision_request(provision_body()))
+    queue = RqJobQueue(settings.redis_url)
+    answer = provision(db_session, settings, provision_request(provision_body()), queue)
     resource = db_session.get(Resource, answer.resource_id)
     for credential in resource.credentials:
         credential.revoked_at = credential.created_at

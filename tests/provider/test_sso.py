@@ -9,7 +9,7 @@ import pytest
 
 from provider import create_app
 from provider.models import Resource
-from provider.services.sso import SsoRefused, resource_token, verify
+from provider.services.sso import SsoRefused, resource_token, verify_login
 
 from .partner import provision, send
 from .sso_fields import APP, EMAIL, USER_ID, fields, nav_data, now
@@ -60,6 +60,15 @@ def test_login_sets_the_nav_data_cookie_verbatim(client, settings, resource_id):
         value.startswith(f"heroku-nav-data={nav_data()};")
         for value in response.headers.getlist("Set-Cookie")
     )
+
+
+@pytest.mark.parametrize("public_url", ["https://addon.example", "http://localhost:5000"])
+def test_the_nav_cookie_is_secure_exactly_when_the_session_cookie_is(settings, resource_id, public_url):
+    client = create_app(dataclasses.replace(settings, public_url=public_url)).test_client()
+    response = _login(client, fields(resource_id, settings.sso_salt))
+    cookies = {value.split("=", 1)[0]: value for value in response.headers.getlist("Set-Cookie")}
+    secure = public_url.startswith("https://")
+    assert ("; Secure" in cookies["heroku-nav-data"]) is ("; Secure" in cookies["session"]) is secure
 
 
 def test_login_records_the_app_name_on_the_resource(client, settings, resource_id, db_session):
@@ -159,12 +168,12 @@ def test_a_new_login_replaces_the_previous_session(client, settings, resource_id
 def test_verify_accepts_upper_case_hex_tokens(settings):
     form = fields("r1", settings.sso_salt, kinds=("resource",))
     form["resource_token"] = form["resource_token"].upper()
-    assert verify(form, settings.sso_salt, now()).resource_id == "r1"
+    assert verify_login(form, settings.sso_salt, now()).resource_id == "r1"
 
 
 def test_verify_refuses_an_empty_salt_even_with_matching_tokens():
     with pytest.raises(SsoRefused):
-        verify(fields("r1", ""), "", now())
+        verify_login(fields("r1", ""), "", now())
 
 
 @pytest.mark.parametrize("given", ["app\x00name", "<script>alert(1)</script>", "x" * 300, "Upper-Case"])

@@ -1,13 +1,13 @@
 """The exact edges of the SSO time window (spec/heroku.md: a login is good for five minutes).
 
-`verify` takes `now`, so each boundary is tested to the second on both sides.
+`verify_login` takes `now`, so each boundary is tested to the second on both sides.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from provider.services.sso import SsoRefused, verify
+from provider.services.sso import SsoRefused, verify_login
 
 from .sso_fields import fields
 
@@ -17,7 +17,7 @@ SIGNED_AT = 1_767_225_600
 
 
 def _verify_at(now: int) -> str:
-    return verify(fields(RESOURCE, SALT, timestamp=SIGNED_AT), SALT, now=now).resource_id
+    return verify_login(fields(RESOURCE, SALT, timestamp=SIGNED_AT), SALT, now=now).resource_id
 
 
 def test_a_login_exactly_five_minutes_old_is_accepted() -> None:

@@ -21,11 +21,11 @@ from provider import create_app
 from provider.models import Resource
 from provider.plans import PLANS
 from provider.services.credentials import issue_credential
-from provider.services.usage import count_inbound
 from provider.settings import Settings
 from smtp_edge.routes import RouteCache
 from tests.dnsserver import DnsServer
 from tests.provider.partner import send as partner_send
+from tests.usage_counts import count_inbound
 
 from .conftest import SENDER, Conversation, EdgeThread, Mailbox, Target, history, message, open_transaction
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from provider.inbound import verify
+from provider.inbound import verify_signature
 
 from .conftest import (
     SENDER,
@@ -78,9 +78,9 @@ def test_the_post_is_signed_with_the_address_secret(
     signature = post.header("x-cloudmailin-signature")
     assert signature is not None
     signed_at = int(signature.split(",")[0].removeprefix("t="))
-    assert verify(box.signing_secret, signature, post.body, tolerance_s=0, now=signed_at)
-    assert not verify("another secret", signature, post.body, tolerance_s=0, now=signed_at)
-    assert not verify(box.signing_secret, signature, post.body + b" ", tolerance_s=0, now=signed_at)
+    assert verify_signature(box.signing_secret, signature, post.body, tolerance_s=0, now=signed_at)
+    assert not verify_signature("another secret", signature, post.body, tolerance_s=0, now=signed_at)
+    assert not verify_signature(box.signing_secret, signature, post.body + b" ", tolerance_s=0, now=signed_at)
 
 
 def test_credentials_in_the_target_url_become_basic_auth_and_leave_the_request_line(

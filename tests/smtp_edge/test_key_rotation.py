@@ -8,7 +8,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from provider.crypto import SecretBox, new_encryption_key
-from provider.inbound import verify
+from provider.inbound import verify_signature
 from provider.services.reencrypt import reencrypt_all
 
 from .conftest import EdgeThread, Mailbox, Target, message, send
@@ -19,7 +19,7 @@ def _signed_with(secret: str, target: Target) -> bool:
     signature = post.header("x-cloudmailin-signature")
     assert signature is not None
     signed_at = int(signature.split(",")[0].removeprefix("t="))
-    return verify(secret, signature, post.body, tolerance_s=0, now=signed_at)
+    return verify_signature(secret, signature, post.body, tolerance_s=0, now=signed_at)
 
 
 def test_posts_stay_signed_with_the_same_secret_through_a_key_rotation(

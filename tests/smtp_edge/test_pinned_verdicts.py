@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy.orm import Session
 
-from provider.inbound import verify
+from provider.inbound import verify_signature
 
 from .conftest import EdgeThread, Mailbox, Target, history, message, send, smtp_error
 
@@ -59,4 +59,4 @@ def test_the_signature_is_dated_at_the_time_of_the_post(
     signed_at = int(signature.split(",")[0].removeprefix("t="))
     assert int(before) <= signed_at <= after
     # A receiver checks against its own clock with a tolerance, as CloudMailin's docs advise.
-    assert verify(box.signing_secret, signature, post.body, tolerance_s=300, now=after)
+    assert verify_signature(box.signing_secret, signature, post.body, tolerance_s=300, now=after)

@@ -19,9 +19,9 @@ from provider.models import InboundMessage
 from provider.models.resource import DEPROVISIONED
 from provider.plans import PLANS
 from provider.services.routing import Route
-from provider.services.usage import count_inbound
 from smtp_edge import routes
 from smtp_edge.routes import RouteCache
+from tests.usage_counts import count_inbound
 
 from .conftest import SENDER, Conversation, EdgeThread, Mailbox, Target, message, open_transaction
 

@@ -10,7 +10,7 @@ import dns.resolver
 import pytest
 
 from provider.dns import make_resolver
-from smtp_edge.spf import SpfChecker, SpfResult, check_spf, check_spf_async
+from smtp_edge.spf import SpfChecker, SpfResult, check_spf
 from tests.dnsserver import TTL, DnsServer
 
 ZONE = {
@@ -234,7 +234,7 @@ def test_internationalised_sender_domain_is_looked_up_as_its_a_label(
 
 
 def test_async_check_gives_the_same_answer(resolver: dns.resolver.Resolver) -> None:
-    result = asyncio.run(check_spf_async(resolver, "192.0.2.7", "uma@pass.example", "mta.test"))
+    result = asyncio.run(SpfChecker(resolver).check("192.0.2.7", "uma@pass.example", "mta.test"))
     assert result == SpfResult("pass", "pass.example")
 
 
@@ -254,9 +254,9 @@ def test_concurrent_checks_use_their_own_resolvers() -> None:
         async def both() -> list[SpfResult]:
             return list(
                 await asyncio.gather(
-                    check_spf_async(first, "192.0.2.1", "val@race.example", "mta.test"),
+                    SpfChecker(first).check("192.0.2.1", "val@race.example", "mta.test"),
                     *(
-                        check_spf_async(second, "192.0.2.1", "val@race.example", "mta.test")
+                        SpfChecker(second).check("192.0.2.1", "val@race.example", "mta.test")
                         for _ in range(3)
                     ),
                 )

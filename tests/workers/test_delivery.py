@@ -23,8 +23,8 @@ from provider.outbound.request import read_request
 from provider.services.sending import SendingPolicy, accept, new_message_id
 from provider.settings import Settings
 from tests.dnsserver import DnsServer
+from tests.job_settings import settings_in_use
 from tests.outbound.conftest import SENDING_DOMAIN, Account, new_account
-from workers.context import settings_in_use
 from workers.jobs.delivery import close_runtime, deliver_message, runtime
 
 from .mx_servers import MxState, mx_servers

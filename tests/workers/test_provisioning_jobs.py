@@ -15,19 +15,24 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select, update
 
 from provider.db import session_factory
-from provider.models import AppLogLine, Resource
+from provider.models import AppLogLine, Domain, Resource
+from provider.models.domain import INBOUND
 from provider.models.resource import DEPROVISIONED, PROVISIONED, PROVISIONING
 from provider.plans import plan_named
 from provider.services import credentials, oauth_tokens
 from provider.services.partner_requests import OAuthGrant, ProvisionRequest
 from provider.services.provisioning import config_for, deprovision, provision
-from provider.tasks import PROVISIONING_QUEUE, redis_connection
+from provider.tasks import (
+    COMPLETE_PROVISIONING_JOB,
+    DEPROVISION_ACTION_JOB,
+    EXCHANGE_GRANT_JOB,
+    PROVISIONING_QUEUE,
+    RqJobQueue,
+    redis_connection,
+)
 from tests.heroku_side import SeededAddon, seed_addon, token_calls
 from tests.heroku_standin.faults import inject_fault
 from workers.jobs.provisioning import (
-    COMPLETE_JOB,
-    DEPROVISION_JOB,
-    EXCHANGE_JOB,
     PROVISIONING_BACKOFF,
     complete_provisioning,
     deprovision_action,
@@ -43,7 +48,8 @@ def _provision(db_session, settings, seeded: SeededAddon, mode: str) -> Resource
         oauth_grant=OAuthGrant(seeded.grant_code, seeded.grant_expires_at),
         target="https://example.com/incoming",
     )
-    provision(db_session, dataclasses.replace(settings, provisioning_mode=mode), request)
+    mode_settings = dataclasses.replace(settings, provisioning_mode=mode)
+    provision(db_session, mode_settings, request, RqJobQueue(settings.redis_url))
     resource = db_session.get(Resource, seeded.id)
     assert resource is not None
     return resource
@@ -111,7 +117,7 @@ def test_exchange_retries_quickly_while_the_token_endpoint_is_down(heroku, db_se
     inject_fault(running.url, "/oauth/token", 503)
     assert exchange_grant(seeded.id).startswith("retrying in 2s")
     ((func, args, _),) = _scheduled(settings)
-    assert (func, args) == (EXCHANGE_JOB, (seeded.id, 1))
+    assert (func, args) == (EXCHANGE_GRANT_JOB, (seeded.id, 1))
     assert exchange_grant(*args) == "exchanged"
 
 
@@ -173,7 +179,7 @@ def test_a_temporary_failure_keeps_the_tokens_and_the_retry_finishes_without_the
     assert resource.state == PROVISIONING
     assert oauth_tokens.has_tokens(resource)
     ((func, args, _),) = _scheduled(settings)
-    assert (func, args) == (COMPLETE_JOB, (async_addon.id, 1))
+    assert (func, args) == (COMPLETE_PROVISIONING_JOB, (async_addon.id, 1))
     assert complete_provisioning(*args) == "provisioned"
     assert token_calls(running, "authorization_code") == 1
     assert running.inspect().addon(async_addon.id)["state"] == "provisioned"
@@ -202,6 +208,23 @@ def test_a_permanent_failure_gives_up_and_posts_the_deprovision_action(heroku, d
     assert not oauth_tokens.has_tokens(resource)
     assert all(c.revoked_at is not None for c in resource.credentials)
     assert _scheduled(settings) == []
+
+
+def test_giving_up_frees_the_custom_domains_and_clears_targets_as_a_delete_does(
+    heroku, db_session, async_addon
+):
+    running, _ = heroku
+    resource = _reload(db_session, async_addon.id)
+    resource.addresses[0].target_url = "https://user:pw@target.example/in"
+    resource.options = {"target": "https://user:pw@target.example/in"}
+    db_session.add(Domain(resource_id=resource.id, name="mail.example.com", kind=INBOUND))
+    db_session.commit()
+    inject_fault(running.url, f"/addons/{async_addon.id}/config", 422, method="PATCH")
+    assert complete_provisioning(async_addon.id).startswith("gave up")
+    resource = _reload(db_session, async_addon.id)
+    assert resource.addresses[0].target_url is None
+    assert resource.options == {}
+    assert db_session.scalars(select(Domain)).all() == []
 
 
 def test_running_out_of_attempts_gives_up(heroku, db_session, async_addon):
@@ -236,7 +259,7 @@ def test_a_failing_deprovision_action_is_retried_by_its_own_job(heroku, db_sessi
     inject_fault(running.url, f"/addons/{async_addon.id}/actions/deprovision", 503)
     assert "deprovision action retrying" in complete_provisioning(async_addon.id)
     ((func, args, _),) = _scheduled(settings)
-    assert (func, args) == (DEPROVISION_JOB, (async_addon.id, 1))
+    assert (func, args) == (DEPROVISION_ACTION_JOB, (async_addon.id, 1))
     assert deprovision_action(*args) == "deprovision action posted"
     assert running.inspect().addon(async_addon.id)["state"] == "deprovisioned"
     assert not oauth_tokens.has_tokens(_reload(db_session, async_addon.id))
@@ -257,7 +280,7 @@ def test_a_run_finding_the_resource_locked_comes_back_later(heroku, settings, as
         other_run.rollback()
     assert token_calls(running) == 0
     ((func, args, _),) = _scheduled(settings)
-    assert (func, args) == (COMPLETE_JOB, (async_addon.id, 1))
+    assert (func, args) == (COMPLETE_PROVISIONING_JOB, (async_addon.id, 1))
     assert complete_provisioning(*args) == "provisioned"
 
 

@@ -21,7 +21,7 @@ from provider.plans import plan_named
 from provider.services.partner_requests import OAuthGrant, ProvisionRequest
 from provider.services.provisioning import config_for, provision
 from provider.settings import Settings
-from provider.tasks import DEFAULT_QUEUE, PROVISIONING_QUEUE, redis_connection
+from provider.tasks import DEFAULT_QUEUE, PROVISIONING_QUEUE, RqJobQueue, redis_connection
 from tests.conftest import REPO_ROOT
 from tests.heroku_side import SeededAddon, seed_addon
 from tests.heroku_standin.faults import inject_fault
@@ -83,7 +83,7 @@ def _provision_async(db_session, settings: Settings, seeded: SeededAddon) -> Non
     provision(db_session, dataclasses.replace(settings, provisioning_mode="async"), ProvisionRequest(
         uuid=seeded.id, plan=plan_named("starter"), log_input_url=seeded.log_input_url,
         oauth_grant=OAuthGrant(seeded.grant_code, seeded.grant_expires_at), target="https://example.com/in",
-    ))
+    ), RqJobQueue(settings.redis_url))
 
 
 def test_provisions_whose_jobs_a_flushall_lost_complete_within_two_sweep_periods_without_a_restart(

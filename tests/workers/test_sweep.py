@@ -12,12 +12,18 @@ from sqlalchemy import func, select, update
 from provider.crypto import SecretBox
 from provider.models import AppLogLine, Resource
 from provider.models.resource import DEPROVISIONED, PROVISIONED, PROVISIONING
-from provider.tasks import DEFAULT_QUEUE, LOGS_QUEUE, PROVISIONING_QUEUE, redis_connection
-from workers.jobs.provisioning import COMPLETE_JOB, DEPROVISION_JOB
+from provider.tasks import (
+    COMPLETE_PROVISIONING_JOB,
+    DEFAULT_QUEUE,
+    DEPROVISION_ACTION_JOB,
+    LOGS_QUEUE,
+    PROVISIONING_QUEUE,
+    SWEEP_JOB,
+    redis_connection,
+)
 from workers.jobs.sweep import (
     DEPROVISION_STUCK_AFTER,
     STUCK_AFTER,
-    SWEEP_JOB,
     keep_scheduled,
     next_slot,
     schedule_next,
@@ -50,7 +56,7 @@ def test_provisioning_nobody_touched_for_longer_than_any_retry_wait_is_picked_up
     done = "00000000-0000-0000-0000-00000000000c"
     _resource(db_session, settings, done, PROVISIONED, touched=NOW - timedelta(days=1))
     assert sweep_once(db_session, settings, now=NOW)["provisioning"] == 1
-    assert _queued(settings, PROVISIONING_QUEUE) == [(COMPLETE_JOB, (stuck,))]
+    assert _queued(settings, PROVISIONING_QUEUE) == [(COMPLETE_PROVISIONING_JOB, (stuck,))]
 
 
 def test_unshipped_lines_get_one_shipping_job_however_often_the_sweep_runs(settings, db_session):
@@ -155,7 +161,9 @@ def test_a_recovery_sweep_re_enqueues_unfinished_work_however_recently_it_was_to
     assert sweep_once(db_session, settings, now=NOW)["provisioning"] == 0
     counts = sweep_once(db_session, settings, now=NOW + timedelta(seconds=1), recovery=True)
     assert (counts["provisioning"], counts["log_shipping"]) == (2, 1)
-    assert _queued(settings, PROVISIONING_QUEUE) == [(COMPLETE_JOB, (retrying,)), (COMPLETE_JOB, (fresh,))]
+    assert _queued(settings, PROVISIONING_QUEUE) == [
+        (COMPLETE_PROVISIONING_JOB, (retrying,)), (COMPLETE_PROVISIONING_JOB, (fresh,))
+    ]
 
 
 def test_a_deprovision_action_whose_job_was_lost_is_enqueued_again_once_no_retry_can_be_pending(
@@ -172,5 +180,5 @@ def test_a_deprovision_action_whose_job_was_lost_is_enqueued_again_once_no_retry
         ))
     db_session.commit()
     assert sweep_once(db_session, settings, now=NOW)["deprovision_actions"] == 1
-    assert _queued(settings, PROVISIONING_QUEUE) == [(DEPROVISION_JOB, (pending,))]
+    assert _queued(settings, PROVISIONING_QUEUE) == [(DEPROVISION_ACTION_JOB, (pending,))]
     assert sweep_once(db_session, settings, now=NOW, recovery=True)["deprovision_actions"] == 2

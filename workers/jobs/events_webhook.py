@@ -36,14 +36,13 @@ from provider.services.events_webhook import (
     webhook_url,
 )
 from provider.settings import Settings
-from provider.tasks import DEFAULT_QUEUE, redis_connection
+from provider.tasks import DEFAULT_QUEUE, POST_EVENTS_JOB, redis_connection
 from workers.context import job_session, job_settings
 from workers.jobs.logs import Drain
 from workers.retry import Backoff, schedule
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_JOB = "workers.jobs.events_webhook.post_events"
 WEBHOOK_BACKOFF = Backoff((10.0, 30.0, 120.0, 600.0, 1800.0, 3600.0))
 REST_AFTER_GIVING_UP = timedelta(hours=1)
 MAX_POSTS_PER_JOB = 50
@@ -65,7 +64,7 @@ def enqueue_posting(settings: Settings, resource_id: str) -> bool:
         redis = redis_connection(settings.redis_url)
         if not redis.set(mark_key(resource_id), "1", nx=True, px=_ms(MARK_TTL)):
             return False
-        Queue(DEFAULT_QUEUE, connection=redis).enqueue(WEBHOOK_JOB, resource_id)
+        Queue(DEFAULT_QUEUE, connection=redis).enqueue(POST_EVENTS_JOB, resource_id)
         return True
     except RedisError:
         log.warning("could not enqueue the events webhook job of resource %s", resource_id, exc_info=True)
@@ -155,5 +154,5 @@ def post_events(resource_id: str, attempt: int = 0) -> str:
         redis.set(mark_key(resource_id), "1", px=_ms(REST_AFTER_GIVING_UP))
         return f"sent {outcome.sent}; resting after {attempt + 1} failures: {outcome.failure}"
     redis.set(mark_key(resource_id), "1", px=_ms(MARK_TTL + delay))
-    schedule(settings, DEFAULT_QUEUE, WEBHOOK_JOB, (resource_id, attempt + 1), delay)
+    schedule(settings, DEFAULT_QUEUE, POST_EVENTS_JOB, (resource_id, attempt + 1), delay)
     return f"sent {outcome.sent}; retrying in {delay.total_seconds():.0f}s: {outcome.failure}"

@@ -23,14 +23,14 @@ from provider import logplex
 from provider.heroku_platform import (
     PermanentPlatformError,
     TemporaryPlatformError,
-    error_for,
     new_http_session,
+    platform_error,
     transport_error,
 )
 from provider.models import AppLogLine, Resource
 from provider.services import applog
 from provider.settings import Settings
-from provider.tasks import LOGS_QUEUE
+from provider.tasks import LOGS_QUEUE, SHIP_LOGS_JOB
 from workers.context import job_session, job_settings
 from workers.retry import Backoff, schedule
 
@@ -81,7 +81,7 @@ def post_lines(http: requests.Session, drain: Drain, lines: list[logplex.LogLine
     except requests.RequestException as exc:
         raise transport_error(exc, "log drain") from exc
     if not 200 <= response.status_code < 300:
-        raise error_for(response, "log drain")
+        raise platform_error(response, "log drain")
 
 
 def _next_batch(session: Session, resource_id: str) -> list[AppLogLine]:
@@ -160,7 +160,7 @@ def ship_logs(resource_id: str, attempt: int = 0, started: str | None = None) ->
         delay = LOG_BACKOFF.delay(attempt, outcome.failure.retry_after)
         if delay is not None:
             applog.hold_mark(settings, resource_id, delay)
-            schedule(settings, LOGS_QUEUE, applog.SHIP_JOB,
+            schedule(settings, LOGS_QUEUE, SHIP_LOGS_JOB,
                      (resource_id, attempt + 1, chain_started.isoformat()), delay)
             return f"shipped {outcome.shipped}; retrying in {delay.total_seconds():.0f}s: {outcome.failure}"
         dropped = drop_unshipped(session, resource_id, chain_started)

@@ -28,18 +28,19 @@ from provider.heroku_platform import (
 )
 from provider.models import Resource
 from provider.models.resource import DEPROVISIONED, PROVISIONED, PROVISIONING
-from provider.services import applog, oauth_tokens
-from provider.services.credentials import revoke_all
+from provider.services import applog, applog_lines, oauth_tokens
+from provider.services.provisioning import config_for, stop_resource
 from provider.settings import Settings
-from provider.tasks import PROVISIONING_QUEUE
+from provider.tasks import (
+    COMPLETE_PROVISIONING_JOB,
+    DEPROVISION_ACTION_JOB,
+    EXCHANGE_GRANT_JOB,
+    PROVISIONING_QUEUE,
+)
 from workers.context import job_session, job_settings
 from workers.retry import Backoff, schedule
 
 log = logging.getLogger(__name__)
-
-EXCHANGE_JOB = "workers.jobs.provisioning.exchange_grant"
-COMPLETE_JOB = "workers.jobs.provisioning.complete_provisioning"
-DEPROVISION_JOB = "workers.jobs.provisioning.deprovision_action"
 
 # Heroku waits 12 hours for the provision action; after that there is nothing to complete.
 PROVISIONING_DEADLINE = timedelta(hours=12)
@@ -76,7 +77,7 @@ def _lock(
 def exchange_grant(resource_id: str, attempt: int = 0) -> str:
     settings = job_settings()
     with job_session(settings) as session:
-        resource = _lock(session, settings, EXCHANGE_JOB, resource_id, attempt, GRANT_BACKOFF)
+        resource = _lock(session, settings, EXCHANGE_GRANT_JOB, resource_id, attempt, GRANT_BACKOFF)
         if isinstance(resource, str):
             return resource
         if resource.state == DEPROVISIONED:
@@ -87,7 +88,7 @@ def exchange_grant(resource_id: str, attempt: int = 0) -> str:
             session.rollback()
             delay = GRANT_BACKOFF.delay(attempt, exc.retry_after)
             if delay is not None:
-                schedule(settings, PROVISIONING_QUEUE, EXCHANGE_JOB, (resource_id, attempt + 1), delay)
+                schedule(settings, PROVISIONING_QUEUE, EXCHANGE_GRANT_JOB, (resource_id, attempt + 1), delay)
                 return f"retrying in {delay.total_seconds():.0f}s: {exc}"
             log.warning("OAuth grant of resource %s not exchanged after %d attempts: %s",
                         resource_id, attempt + 1, exc)
@@ -100,26 +101,20 @@ def exchange_grant(resource_id: str, attempt: int = 0) -> str:
         return "exchanged" if exchanged else "tokens already stored"
 
 
-def _config_for(session: Session, settings: Settings, resource: Resource) -> dict[str, str]:
-    from provider.services.provisioning import config_for
-
-    return config_for(session, settings, resource)
-
-
 def _finish(session: Session, settings: Settings, resource: Resource) -> None:
     """The platform calls, in order; each is safe to repeat."""
     api = PlatformAPI(settings, oauth_tokens.access_token(session, settings, resource))
-    api.update_config(resource.id, _config_for(session, settings, resource))
+    api.update_config(resource.id, config_for(session, settings, resource))
     api.provision(resource.id)
     resource.state = PROVISIONED
-    applog.record(session, settings, resource.id, f"cloudmailin: provisioned plan={resource.plan}")
+    applog.record(session, settings, resource.id, applog_lines.provisioned(resource.plan))
 
 
 def _lock_provisioning(
     session: Session, settings: Settings, resource_id: str, attempt: int
 ) -> Resource | str:
     """The resource, locked, if it still waits for provisioning; else why there is nothing to do."""
-    resource = _lock(session, settings, COMPLETE_JOB, resource_id, attempt, PROVISIONING_BACKOFF)
+    resource = _lock(session, settings, COMPLETE_PROVISIONING_JOB, resource_id, attempt, PROVISIONING_BACKOFF)
     if isinstance(resource, str):
         return resource
     if resource.state != PROVISIONING:
@@ -147,7 +142,9 @@ def complete_provisioning(resource_id: str, attempt: int = 0) -> str:
             session.commit()
             delay = PROVISIONING_BACKOFF.delay(attempt, exc.retry_after)
             if delay is not None and _now() + delay < resource.created_at + PROVISIONING_DEADLINE:
-                schedule(settings, PROVISIONING_QUEUE, COMPLETE_JOB, (resource_id, attempt + 1), delay)
+                schedule(
+                    settings, PROVISIONING_QUEUE, COMPLETE_PROVISIONING_JOB, (resource_id, attempt + 1), delay
+                )
                 return f"retrying in {delay.total_seconds():.0f}s: {exc}"
             return give_up(session, settings, resource, exc)
         except PermanentPlatformError as exc:
@@ -160,10 +157,8 @@ def complete_provisioning(resource_id: str, attempt: int = 0) -> str:
 def give_up(session: Session, settings: Settings, resource: Resource, reason: PlatformError) -> str:
     """Provisioning cannot finish: the resource stops working here, and Heroku is told."""
     log.warning("giving up provisioning resource %s: %s", resource.id, reason)
-    resource.state = DEPROVISIONED
-    resource.deprovisioned_at = _now()
-    revoke_all(resource)
-    applog.record(session, settings, resource.id, "cloudmailin: provisioning failed, removing the add-on")
+    stop_resource(session, settings, resource, applog_lines.provisioning_failed(),
+                  now=_now())
     session.commit()
     return "gave up; " + _post_deprovision(session, settings, resource, 0)
 
@@ -180,7 +175,7 @@ def _post_deprovision(session: Session, settings: Settings, resource: Resource, 
         session.commit()
         delay = DEPROVISION_BACKOFF.delay(attempt, exc.retry_after)
         if delay is not None:
-            schedule(settings, PROVISIONING_QUEUE, DEPROVISION_JOB, (resource.id, attempt + 1), delay)
+            schedule(settings, PROVISIONING_QUEUE, DEPROVISION_ACTION_JOB, (resource.id, attempt + 1), delay)
             return f"deprovision action retrying in {delay.total_seconds():.0f}s: {exc}"
         log.warning("deprovision action for resource %s never succeeded: %s", resource.id, exc)
         outcome = f"deprovision action failed: {exc}"
@@ -195,7 +190,7 @@ def _post_deprovision(session: Session, settings: Settings, resource: Resource, 
 def deprovision_action(resource_id: str, attempt: int = 0) -> str:
     settings = job_settings()
     with job_session(settings) as session:
-        resource = _lock(session, settings, DEPROVISION_JOB, resource_id, attempt, DEPROVISION_BACKOFF)
+        resource = _lock(session, settings, DEPROVISION_ACTION_JOB, resource_id, attempt, DEPROVISION_BACKOFF)
         if isinstance(resource, str):
             return resource
         if resource.state != DEPROVISIONED:

@@ -37,20 +37,21 @@ from provider.services import applog, events_webhook
 from provider.services.provisioning import purge_deprovisioned
 from provider.services.retention import purge_expired_history
 from provider.settings import Settings
-from provider.tasks import DEFAULT_QUEUE, PROVISIONING_QUEUE, redis_connection
+from provider.tasks import (
+    COMPLETE_PROVISIONING_JOB,
+    DEFAULT_QUEUE,
+    DEPROVISION_ACTION_JOB,
+    EXCHANGE_GRANT_JOB,
+    PROVISIONING_QUEUE,
+    SWEEP_JOB,
+    redis_connection,
+)
 from workers.context import job_session, job_settings
 from workers.jobs.events_webhook import enqueue_posting
-from workers.jobs.provisioning import (
-    COMPLETE_JOB,
-    DEPROVISION_BACKOFF,
-    DEPROVISION_JOB,
-    EXCHANGE_JOB,
-    PROVISIONING_BACKOFF,
-)
+from workers.jobs.provisioning import DEPROVISION_BACKOFF, PROVISIONING_BACKOFF
 
 log = logging.getLogger(__name__)
 
-SWEEP_JOB = "workers.jobs.sweep.sweep"
 # Set (no TTL) by the first worker that finds it missing: Redis was emptied, or is new.
 SWEPT_KEY = "cloudmailin:sweep:redis_swept"
 # An attempt touches its resource; a live retry chain never waits longer than its longest delay.
@@ -192,11 +193,11 @@ def sweep_once(
         deprovisions = pending_deprovision_actions(session, now)
         stale = resources_with_stale_lines(session, now)
     for resource_id in stuck:
-        provisioning.enqueue(COMPLETE_JOB, resource_id)
+        provisioning.enqueue(COMPLETE_PROVISIONING_JOB, resource_id)
     for resource_id in grants:
-        provisioning.enqueue(EXCHANGE_JOB, resource_id)
+        provisioning.enqueue(EXCHANGE_GRANT_JOB, resource_id)
     for resource_id in deprovisions:
-        provisioning.enqueue(DEPROVISION_JOB, resource_id)
+        provisioning.enqueue(DEPROVISION_ACTION_JOB, resource_id)
     shipping = sum(applog.enqueue_shipping(settings, resource_id) for resource_id in stale)
     unwanted_events = events_webhook.clear_unwanted(session)
     webhooks = sum(

@@ -1,0 +1,62 @@
+"""Background work as the domain sees it: the queues, the jobs' names, a job, and the queue it is
+handed to (`JobQueue`). No RQ or Redis here: provider/tasks.py holds the RQ implementation
+(`RqJobQueue`) that the processes pass in, so a service states what must run after its commit,
+not how it gets to a worker (DESIGN.md decision 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+DEFAULT_QUEUE = "default"
+PROVISIONING_QUEUE = "provisioning"
+LOGS_QUEUE = "logs"
+QUEUES = (PROVISIONING_QUEUE, DEFAULT_QUEUE, LOGS_QUEUE)
+OUTBOUND_QUEUES = {"priority": "outbound-priority", "standard": "outbound", "digest": "outbound-digest"}
+"""One RQ queue per delivery class; the delivery worker serves them in this order."""
+
+# Every job any process enqueues, by the dotted path RQ imports when it runs the job. The domain
+# cannot import the worker modules (they load RQ and the workers' context), so the names live here,
+# once; tests/test_tasks.py checks that each one still imports to its function.
+EXCHANGE_GRANT_JOB = "workers.jobs.provisioning.exchange_grant"
+COMPLETE_PROVISIONING_JOB = "workers.jobs.provisioning.complete_provisioning"
+DEPROVISION_ACTION_JOB = "workers.jobs.provisioning.deprovision_action"
+SHIP_LOGS_JOB = "workers.jobs.logs.ship_logs"
+DISPATCH_SHIPPING_JOB = "workers.jobs.logs.dispatch_shipping"
+SWEEP_JOB = "workers.jobs.sweep.sweep"
+DELIVER_JOB = "workers.jobs.delivery.deliver_message"
+DRAIN_JOB = "workers.jobs.delivery.drain"
+POST_EVENTS_JOB = "workers.jobs.events_webhook.post_events"
+JOB_NAMES = (
+    EXCHANGE_GRANT_JOB,
+    COMPLETE_PROVISIONING_JOB,
+    DEPROVISION_ACTION_JOB,
+    SHIP_LOGS_JOB,
+    DISPATCH_SHIPPING_JOB,
+    SWEEP_JOB,
+    DELIVER_JOB,
+    DRAIN_JOB,
+    POST_EVENTS_JOB,
+)
+
+
+@dataclass
+class Job:
+    func: str | Callable[..., Any]
+    args: tuple[Any, ...]
+    queue: str = DEFAULT_QUEUE
+    job_id: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+
+class JobQueue(Protocol):
+    """Where a service hands background work. The job is held on `session` and handed over only
+    once it commits, and dropped if it rolls back: a worker must never run for rows it cannot see
+    yet, or for rows that were never committed."""
+
+    def enqueue_after_commit(self, session: Session, job: Job) -> None: ...

@@ -1,0 +1,49 @@
+"""What each event writes to the customer's app log (`heroku logs`), in one place.
+
+Customers read and grep these lines, so they share one shape: the `cloudmailin: ` prefix, what
+happened, then `key=value` details. Every process writes them (web, SMTP edge, workers), and
+`services.applog` stores and ships whatever line it is given.
+"""
+
+from __future__ import annotations
+
+PREFIX = "cloudmailin: "
+
+
+def provisioned(plan: str, *, finished: bool = True) -> str:
+    """`finished` False: async provisioning has only begun (a worker completes it)."""
+    return f"{PREFIX}{'provisioned' if finished else 'provisioning'} plan={plan}"
+
+
+def plan_changed(old: str, new: str) -> str:
+    return f"{PREFIX}plan changed from={old} to={new}"
+
+
+def deprovisioned() -> str:
+    return f"{PREFIX}deprovisioned"
+
+
+def provisioning_failed() -> str:
+    return f"{PREFIX}provisioning failed, removing the add-on"
+
+
+def address_changed(local_id: str, what: str) -> str:
+    """`what`: the changed settings (`target`, `format=json`, ...); never a target URL, whose
+    path or query may hold a token."""
+    return f"{PREFIX}address {local_id} changed {what}"
+
+
+def inbound(sender: str, recipient: str, status: str, target_ms: int | None) -> str:
+    took = f" in {target_ms}ms" if target_ms is not None else ""
+    return f"{PREFIX}inbound from={sender or '<>'} to={recipient} status={status}{took}"
+
+
+def domain(label: str, name: str, what: str) -> str:
+    """`label`: "sending domain" or "inbound domain"; `what`: added (and for which local parts),
+    verified, deleted, or released (with its reason)."""
+    return f"{PREFIX}{label} {name} {what}"
+
+
+def events_webhook(what: str) -> str:
+    """`what`: set or removed (never the URL, which may carry credentials)."""
+    return f"{PREFIX}events webhook {what}"
