@@ -41,6 +41,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.provision
 	$(PY) -m bench.inbound
+	$(PY) -m bench.outbound
 
 clean:
 	rm -rf $(VENV) tests/npm/node_modules .data

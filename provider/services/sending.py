@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from ..models import Domain, OutboundEvent, OutboundMessage, OutboundRecipient, Resource, Suppression
@@ -34,6 +34,7 @@ _TAKE_ONE = text(
     "WHERE usage.outbound < :limit RETURNING outbound"
 )
 """Counting and checking in one statement: concurrent sends can never overshoot the plan."""
+_ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,26 @@ def may_send_from(session: Session, resource: Resource, domain: str) -> bool:
 
 
 def _take_from_quota(session: Session, resource: Resource, now: datetime) -> None:
+    """One from the month's count, in a transaction of its own on another pooled connection.
+
+    Inside the message's transaction the upsert held the account's usage row locked until that
+    commit had waited for the disk, so concurrent sends of one account went one fsync at a time
+    (about 115 messages/s here, whatever the cores). Its own transaction commits without waiting
+    for the disk (`synchronous_commit = off`, that transaction only) and frees the row at once.
+    Nothing is lost by it: PostgreSQL flushes its log in order, so when the message's own
+    (synchronous) commit is durable, the earlier count is too. A message whose commit then fails
+    (PostgreSQL lost mid-request) has cost its account one from the count.
+    """
     plan = plan_named(resource.plan)
-    taken = session.execute(
-        _TAKE_ONE,
-        {"resource_id": resource.id, "period": month_start(now), "limit": plan.outbound_per_month},
-    ).first()
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    with engine.connect() as connection:
+        connection.execute(_ASYNC_COMMIT)
+        taken = connection.execute(
+            _TAKE_ONE,
+            {"resource_id": resource.id, "period": month_start(now), "limit": plan.outbound_per_month},
+        ).first()
+        connection.commit()
     if taken is None:
         raise OutboundQuotaExceeded(plan.name, plan.outbound_per_month)
 
@@ -110,8 +126,6 @@ def accept(
         session, resource, outgoing.sender_domain
     ):
         raise SenderNotAllowed(outgoing.sender_domain)
-    if not test_mode:
-        _take_from_quota(session, resource, now)
     suppressed = _suppressed(session, resource, outgoing.recipients)
     message = OutboundMessage(
         id=message_id,
@@ -154,6 +168,9 @@ def accept(
         message.recipients.append(recipient)
     session.add(message)
     session.flush()
+    if not test_mode:
+        # After the inserts: a message that could not be stored takes nothing from the count.
+        _take_from_quota(session, resource, now)
     if any(r.state == QUEUED for r in message.recipients):
         wake(session, message)
     return message
