@@ -35,7 +35,18 @@ import aiohttp
 from . import common
 from .common import CpuMeter, Figures, median, run_load, service_env, verdict, web_process
 from .inbound_peers import bare_main, child
-from .outbound_peers import SIGNED_DOMAIN, Ledger, Sender, Workers, bare_send, make_sender, message_body
+from .outbound_peers import (
+    SIGNED_DOMAIN,
+    Ledger,
+    Sender,
+    Workers,
+    bare_send,
+    make_sender,
+    message_body,
+    submission_edge,
+    submit_smtp,
+)
+from .provision import durability
 
 MB = 1024 * 1024
 CONCURRENCY = 20
@@ -67,7 +78,11 @@ class EndToEnd:
 
 class Bench:
     def __init__(self, base_url: str, sender: Sender, http: aiohttp.ClientSession, ledger: Ledger,
-                 workers: Workers, meter: CpuMeter, sink_port: int, password: str) -> None:
+                 workers: Workers, meter: CpuMeter, sink_port: int, password: str,
+                 submission_port: int | None) -> None:
+        self.submission_port = submission_port
+        self.durability = ""
+        self.sender = sender
         self.url = f"{base_url}/api/v0.1/{sender.username}/messages"
         self.ping_url = f"{base_url}/heroku/ping"
         basic = base64.b64encode(f"cloudmailin:{password}".encode()).decode()
@@ -123,6 +138,18 @@ class Bench:
         after = self.meter.snapshot()
         return EndToEnd(label, len(ids), last - start, baseline, {k: after[k] - before[k] for k in after})
 
+    async def submission(self, label: str, ids: list[str], baseline: float) -> EndToEnd:
+        """SMTP submission over CONCURRENCY authenticated connections of the stored messages `ids`
+        (their bytes as the API composed them), until the last is delivered."""
+        assert self.submission_port is not None
+        messages = [(rcpt, data) for _, rcpt, data in self.ledger.raw(ids)]
+        before = self.meter.snapshot()
+        start = time.time()
+        queued = await submit_smtp(self.submission_port, self.sender, messages, CONCURRENCY)
+        last = await self.wait(queued)
+        after = self.meter.snapshot()
+        return EndToEnd(label, len(queued), last - start, baseline, {k: after[k] - before[k] for k in after})
+
     async def steady(self, seconds: float) -> list[float]:
         """Open loop at STEADY_RATE; each message's 202 -> delivered, in seconds."""
         answered: dict[str, float] = {}
@@ -172,12 +199,18 @@ async def measure(args: argparse.Namespace, bench: Bench) -> None:
         rounds.append(await bench.end_to_end(f"API -> sink, unsigned  #{n}", args.total, baseline))
     baseline = await bench.baseline(backlog[: args.total])
     dkim = await bench.end_to_end("API -> sink, DKIM-signed", args.total, baseline, signed=True)
+    submitted: list[EndToEnd] = []
+    if bench.submission_port is not None:
+        for n in range(1, args.rounds + 1):
+            baseline = await bench.baseline(backlog[: args.total])
+            submitted.append(await bench.submission(f"SMTP submission -> sink  #{n}",
+                                                    backlog[: args.total], baseline))
 
     steady = await bench.steady(args.steady)
     peaks = bench.workers.peak_rss()
 
     print(f"\nbench.outbound ({os.cpu_count()} cores; gunicorn 2 workers x 4 threads; "
-          f"2 x python -m workers.delivery; sink: bare aiosmtpd)")
+          f"2 x python -m workers.delivery; sink: bare aiosmtpd; PostgreSQL: {bench.durability})")
     print("  accept rate, delivery workers paused:")
     for trivial, posted in accept:
         print("    " + trivial.row())
@@ -187,8 +220,10 @@ async def measure(args: argparse.Namespace, bench: Bench) -> None:
     print(f"  the {len(backlog)} accepted messages delivered {drain:.1f}/s once the workers resumed")
     print(f"  end to end ({CONCURRENCY} API clients while the workers deliver; "
           f"baseline over {CONNECTIONS} connections):")
-    for row in [*rounds, dkim]:
+    for row in [*rounds, dkim, *submitted]:
         print("    " + row.row())
+    if bench.submission_port is None:
+        print("    SMTP submission: not in this tree (smtp_edge.submission), not measured")
     print(f"  steady {STEADY_RATE:.0f} msg/s, 202 -> delivered: p50 {pct(steady, 50):.0f} ms, "
           f"p99 {pct(steady, 99):.0f} ms, max {max(steady) * 1000:.0f} ms, n={len(steady)}")
     print(f"  delivery workers' peak RSS: {', '.join(f'{p / MB:.0f} MB' for p in peaks)}")
@@ -203,6 +238,12 @@ async def measure(args: argparse.Namespace, bench: Bench) -> None:
                   f"median {e2e:.0f}/s, {e2e_ratio:.2f} of bare aiosmtplib "
                   f"(by round: {', '.join(f'{r.rate:.0f}/{r.baseline:.0f}' for r in rounds)}); "
                   f"DKIM-signed {dkim.rate:.0f}/s; backlog alone {drain:.0f}/s"))
+    if submitted:
+        smtp = median([r.rate for r in submitted])
+        print(verdict("SMTP submission end to end >= 300 messages/s", smtp >= 300,
+                      f"median {smtp:.0f}/s, {median([r.rate / r.baseline for r in submitted]):.2f} of "
+                      f"bare aiosmtplib (by round: "
+                      f"{', '.join(f'{r.rate:.0f}/{r.baseline:.0f}' for r in submitted)})"))
     print(verdict("202 -> delivered p99 < 1 s at 50 msg/s", pct(steady, 99) < 1000,
                   f"p99 {pct(steady, 99):.0f} ms"))
 
@@ -228,7 +269,7 @@ def main() -> None:
         SENDING_DOMAIN_VERIFICATION="off",
         OUTBOUND_SMARTHOST=f"127.0.0.1:{sink_port}",
         BOUNCE_DOMAIN="bounces.cloudmailin.test",
-    ) as env, web_process(env) as base_url:
+    ) as env, web_process(env) as base_url, submission_edge(env) as submission_port:
         sender = make_sender(env)
         workers = Workers(env)
         for n, proc in enumerate(workers.procs, 1):
@@ -236,12 +277,15 @@ def main() -> None:
         meter = CpuMeter(web=base_url, postgres=env["DATABASE_URL"], redis=env["REDIS_URL"],
                          delivery1="delivery1", delivery2="delivery2")
         ledger = Ledger(env["DATABASE_URL"])
+        settings = durability(env["DATABASE_URL"])
 
         async def run() -> None:
             connector = aiohttp.TCPConnector(limit=64)
             async with aiohttp.ClientSession(connector=connector, headers=sender.headers) as http:
-                await measure(args, Bench(base_url, sender, http, ledger, workers, meter, sink_port,
-                                         env["HEROKU_ADDON_PASSWORD"]))
+                bench = Bench(base_url, sender, http, ledger, workers, meter, sink_port,
+                              env["HEROKU_ADDON_PASSWORD"], submission_port)
+                bench.durability = settings
+                await measure(args, bench)
 
         try:
             asyncio.run(run())

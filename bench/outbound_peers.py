@@ -188,3 +188,60 @@ async def bare_send(port: int, messages: list[tuple[str, str, bytes]], connectio
     for client in clients:
         await client.quit()
     return elapsed
+
+
+@contextlib.contextmanager
+def submission_edge(env: dict[str, str]) -> Iterator[int | None]:
+    """The Procfile's smtp process (`python -m smtp_edge`); yields its submission port, or None
+    where this tree has no SMTP submission yet."""
+    import importlib.util
+
+    from .common import free_port, wait_for_port
+
+    if importlib.util.find_spec("smtp_edge.submission") is None:
+        yield None
+        return
+    port = free_port()
+    edge_env = {**env, "SMTP_MX_PORT": str(free_port()), "SMTP_SUBMISSION_PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "-m", "smtp_edge"], env=edge_env, cwd=ROOT)
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+async def submit_smtp(
+    port: int, sender: Sender, messages: list[tuple[str, bytes]], connections: int
+) -> list[str]:
+    """Submission as an app does it: STARTTLS, AUTH, then message after message per connection;
+    returns the ids the `250 Thanks! Queued as: <uuid>` replies named."""
+    import re
+
+    import aiosmtplib
+
+    queued = re.compile(r"Queued as:? <?([0-9a-f-]{36})")
+    clients = []
+    for _ in range(connections):
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=True, validate_certs=False,
+                                 local_hostname="bench")
+        await client.connect()
+        await client.login(sender.username, sender.key)
+        clients.append(client)
+    todo = iter(messages)
+    ids: list[str] = []
+
+    async def run(client: aiosmtplib.SMTP) -> None:
+        for rcpt, data in todo:
+            await client.mail(f"orders@{PLAIN_DOMAIN}")
+            await client.rcpt(rcpt)
+            reply = await client.data(data)
+            found = queued.search(reply.message)
+            if found:
+                ids.append(found.group(1))
+
+    await asyncio.gather(*(run(c) for c in clients))
+    for client in clients:
+        await client.quit()
+    return ids
