@@ -209,7 +209,7 @@ async def measure(args: argparse.Namespace, bench: Bench) -> None:
     steady = await bench.steady(args.steady)
     peaks = bench.workers.peak_rss()
 
-    print(f"\nbench.outbound ({os.cpu_count()} cores; gunicorn 2 workers x 4 threads; "
+    print(f"\nbench.outbound ({os.cpu_count()} cores; web: the Procfile's gunicorn, 2 workers; "
           f"2 x python -m workers.delivery; sink: bare aiosmtpd; PostgreSQL: {bench.durability})")
     print("  accept rate, delivery workers paused:")
     for trivial, posted in accept:

@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from ..db import side_engine
 from ..models import Domain, OutboundEvent, OutboundMessage, OutboundRecipient, Resource, Suppression
 from ..models.base import utcnow
 from ..models.domain import SENDING
@@ -70,7 +71,8 @@ def may_send_from(session: Session, resource: Resource, domain: str) -> bool:
 
 
 def _take_from_quota(session: Session, resource: Resource, now: datetime) -> None:
-    """One from the month's count, in a transaction of its own on another pooled connection.
+    """One from the month's count, in a transaction of its own on a connection of the side pool
+    (`db.side_engine`: never a second one from the request's own pool, which can deadlock).
 
     Inside the message's transaction the upsert held the account's usage row locked until that
     commit had waited for the disk, so concurrent sends of one account went one fsync at a time
@@ -83,7 +85,7 @@ def _take_from_quota(session: Session, resource: Resource, now: datetime) -> Non
     plan = plan_named(resource.plan)
     bind = session.get_bind()
     engine = bind if isinstance(bind, Engine) else bind.engine
-    with engine.connect() as connection:
+    with side_engine(engine).connect() as connection:
         connection.execute(_ASYNC_COMMIT)
         taken = connection.execute(
             _TAKE_ONE,

@@ -209,3 +209,31 @@ def test_a_send_not_yet_committed_does_not_hold_the_accounts_usage_row(
     assert counted == (1,)
     db_session.commit()
     assert db_session.get(OutboundMessage, message_id) is not None
+
+
+def test_a_send_takes_no_second_connection_from_its_sessions_pool(
+    account: Account, settings: Settings
+) -> None:
+    """The web's pools have no overflow: a second connection per request would deadlock them."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session as OrmSession
+
+    from provider.models import Resource
+    from provider.outbound.outgoing import from_api
+    from provider.outbound.request import read_request
+    from provider.services.sending import SendingPolicy, accept, new_message_id
+    from provider.settings import normalise_database_url
+
+    one = create_engine(normalise_database_url(settings.database_url), pool_size=1, max_overflow=0,
+                        pool_timeout=2)
+    try:
+        with OrmSession(one) as session:
+            resource = session.get(Resource, account.resource_id)  # the pool's only connection
+            assert resource is not None
+            message_id = new_message_id()
+            outgoing = from_api(read_request(MESSAGE), str(message_id))
+            accept(session, SendingPolicy(True), resource, outgoing, message_id, wake=lambda s, m: None)
+            session.commit()
+            assert session.get(OutboundMessage, message_id) is not None
+    finally:
+        one.dispose()
