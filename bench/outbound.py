@@ -274,8 +274,9 @@ def main() -> None:
         workers = Workers(env)
         for n, proc in enumerate(workers.procs, 1):
             common._SERVER_PIDS[f"delivery{n}"] = proc.pid
+        edge = {"smtp": "smtp"} if submission_port is not None else {}
         meter = CpuMeter(web=base_url, postgres=env["DATABASE_URL"], redis=env["REDIS_URL"],
-                         delivery1="delivery1", delivery2="delivery2")
+                         delivery1="delivery1", delivery2="delivery2", **edge)
         ledger = Ledger(env["DATABASE_URL"])
         settings = durability(env["DATABASE_URL"])
 

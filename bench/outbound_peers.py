@@ -196,7 +196,7 @@ def submission_edge(env: dict[str, str]) -> Iterator[int | None]:
     where this tree has no SMTP submission yet."""
     import importlib.util
 
-    from .common import free_port, wait_for_port
+    from .common import _SERVER_PIDS, free_port, wait_for_port
 
     if importlib.util.find_spec("smtp_edge.submission") is None:
         yield None
@@ -204,6 +204,7 @@ def submission_edge(env: dict[str, str]) -> Iterator[int | None]:
     port = free_port()
     edge_env = {**env, "SMTP_MX_PORT": str(free_port()), "SMTP_SUBMISSION_PORT": str(port)}
     proc = subprocess.Popen([sys.executable, "-m", "smtp_edge"], env=edge_env, cwd=ROOT)
+    _SERVER_PIDS["smtp"] = proc.pid  # so a CpuMeter can charge the edge's CPU
     try:
         wait_for_port(port)
         yield port
