@@ -140,8 +140,11 @@ def side_engine(engine: Engine) -> Engine:
         with _side_lock:
             found = _side_engines.get(key)
             if found is None:
+                # Pre-ping (one round trip per use): the side pool sees no error of its own in an
+                # outage (the request's connection fails first), so without it the first send
+                # after PostgreSQL came back met a dead connection here.
                 found = _side_engines[key] = create_engine(
-                    engine.url, pool_size=SIDE_POOL_SIZE, max_overflow=0, **ENGINE_OPTIONS
+                    engine.url, pool_size=SIDE_POOL_SIZE, max_overflow=0,
+                    **{**ENGINE_OPTIONS, "pool_pre_ping": True},
                 )
-                ping_idle_connections(found)
     return found
