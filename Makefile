@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(PY) -m bench.provision
 	$(PY) -m bench.inbound
 	$(PY) -m bench.stores
+	$(PY) -m bench.outbound
 
 clean:
 	rm -rf $(VENV) tests/npm/node_modules .data

@@ -8,6 +8,7 @@ never care which. This module imports no Flask: the edge and the workers load it
 
 from __future__ import annotations
 
+import threading
 import time
 from functools import lru_cache
 from typing import Any
@@ -122,3 +123,29 @@ def _factory(database_url: str, pool_size: int) -> sessionmaker[Session]:
 def session_factory(database_url: str, *, pool_size: int = 5) -> sessionmaker[Session]:
     """One engine (and connection pool) per URL per process, created on first use."""
     return _factory(database_url, pool_size)
+
+
+SIDE_POOL_SIZE = 2
+_side_engines: dict[str, Engine] = {}
+_side_lock = threading.Lock()
+
+
+def side_engine(engine: Engine) -> Engine:
+    """A small fixed pool of its own beside `engine`'s, for one short statement committed on its
+    own while a connection of `engine`'s pool is held (the outbound quota). Taking a second
+    connection from the same pool would deadlock once every request holds one and waits for
+    another (the web's pools have no overflow); a holder of a side connection waits for nothing."""
+    key = engine.url.render_as_string(hide_password=False)
+    found = _side_engines.get(key)
+    if found is None:
+        with _side_lock:
+            found = _side_engines.get(key)
+            if found is None:
+                # Pre-ping (one round trip per use): the side pool sees no error of its own in an
+                # outage (the request's connection fails first), so without it the first send
+                # after PostgreSQL came back met a dead connection here.
+                found = _side_engines[key] = create_engine(
+                    engine.url, pool_size=SIDE_POOL_SIZE, max_overflow=0,
+                    **{**ENGINE_OPTIONS, "pool_pre_ping": True},
+                )
+    return found

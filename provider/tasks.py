@@ -151,8 +151,41 @@ def _after_soft_rollback(session: Session, previous_transaction: SessionTransact
         session.info.pop(_HELD, None)
 
 
+WAKE_FLAG = "cloudmailin:delivery-wake:"
+"""Prefix of one Redis key per delivery queue, set while a delivery job of that queue is waiting."""
+WAKE_SECONDS = 60
+"""A flag whose job was lost (enqueue failed after the SET, a worker died holding it) stops new
+jobs for at most this long; the delivery workers' poller enqueues a drain meanwhile."""
+
+
+def wake_flag(queue: str) -> str:
+    return f"{WAKE_FLAG}{queue}"
+
+
+def clear_wake_flags(connection: Redis) -> None:
+    """Called by every delivery run before its first claim: whatever is committed from now on
+    wakes a new job, and whatever was committed before is seen by this run's claim."""
+    connection.delete(*(wake_flag(queue) for queue in OUTBOUND_QUEUES.values()))
+
+
+def wake_once(redis_url: str, job: Job) -> bool:
+    """Enqueue `job` unless a delivery job of its queue is already waiting; True if enqueued.
+
+    One job per accepted message cost the web an RQ enqueue (two Redis round trips) and the
+    worker RQ's bookkeeping plus a claim query per message, mostly for messages an earlier run
+    had already delivered. A waiting job claims every due recipient when it runs, so it is enough
+    that one is waiting: each run clears the flags (`clear_wake_flags`) before it claims.
+    """
+    connection = redis_connection(redis_url)
+    if not connection.set(wake_flag(job.queue), job.job_id or "drain", nx=True, ex=WAKE_SECONDS):
+        return False
+    enqueue_now(redis_url, job)
+    return True
+
+
 def wake_delivery(redis_url: str) -> Callable[[Session, OutboundMessage], None]:
-    """What `services.sending.accept` calls to have a stored message delivered after the commit."""
+    """What `services.sending.accept` calls to have a stored message delivered after the commit:
+    its own job `deliver-<id>` unless a delivery job of its queue is already waiting (`wake_once`)."""
 
     def wake(session: Session, message: OutboundMessage) -> None:
         job = Job(
@@ -161,6 +194,11 @@ def wake_delivery(redis_url: str) -> Callable[[Session, OutboundMessage], None]:
             queue=OUTBOUND_QUEUES[message.priority],
             job_id=f"deliver-{message.id}",
         )
-        enqueue_after_commit(session, redis_url, job)
+        on_commit(session, f"wake:{redis_url}", lambda jobs: _wake_all(redis_url, jobs), job)
 
     return wake
+
+
+def _wake_all(redis_url: str, jobs: list[Job]) -> None:
+    for job in jobs:
+        wake_once(redis_url, job)

@@ -29,12 +29,12 @@ from provider.models.outbound import RECIPIENT_STATES
 from provider.outbound.dsn import DeliveryReport, RecipientStatus
 from provider.outbound.limits import PRIORITIES
 from provider.outbound.request import FIELDS, IGNORED_FIELDS
-from provider.services import sending_domains
+from provider.services import inbound_domains, sending_domains
 from provider.services.bounces import record_report
 from provider.services.events_webhook import KINDS, pending_batch
 from provider.services.history import Delivery, record_delivery
 from provider.settings import Settings
-from provider.views import sending_domains_api
+from provider.views import inbound_domains_api, sending_domains_api
 from tests.dnsserver import DnsServer
 from tests.outbound.conftest import Account, new_account
 from tests.outbound.sent import sent_message
@@ -81,8 +81,9 @@ def test_the_documents_enums_and_fields_are_the_codes() -> None:
     sent_fields = set(schemas["Message"]["properties"]) | set(schemas["RawMessage"]["properties"])
     assert sent_fields == FIELDS | IGNORED_FIELDS
     assert set(schemas["NewSendingDomain"]["properties"]) == set(sending_domains_api.FIELDS)
+    assert set(schemas["NewInboundDomain"]["properties"]) == set(inbound_domains_api.FIELDS)
     assert set(schemas["DnsRecordPurpose"]["enum"]) == {
-        sending_domains.DKIM, sending_domains.VERIFICATION, sending_domains.SPF}
+        sending_domains.DKIM, sending_domains.VERIFICATION, sending_domains.SPF, inbound_domains.MX}
     assert set(schemas["DnsRecordCheck"]["properties"]["status"]["enum"]) == {
         sending_domains.OK, sending_domains.MISSING, sending_domains.WRONG, sending_domains.LOOKUP_FAILED}
     assert set(schemas["DeliveryEvent"]["properties"]["kind"]["enum"]) == set(KINDS.values())
@@ -250,6 +251,25 @@ def test_the_inbound_history_answers_as_documented(call: Call, db_session: Sessi
     page = check(call("get", path, "?limit=1"), path, "get")
     assert len(page["incoming_statuses"]) == 1 and "next" in page
     check(call("get", path, f"?cursor={page['next_cursor']}"), path, "get")
+
+
+def test_inbound_domains_answer_as_documented(db_session: Session, settings: Settings) -> None:
+    domains, one = "/{username}/inbound_domains", "/{username}/inbound_domains/{name}"
+    with DnsServer({}) as dns_server:
+        app = create_app(dataclasses.replace(settings, dns_nameservers=dns_server.nameservers))
+        call = _caller(app.test_client(), new_account(db_session, settings, domain=None))
+        added = check(call("post", domains, json=DOC["components"]["schemas"]["NewInboundDomain"]["example"]),
+                      domains, "post")
+        assert {record["purpose"] for record in added["dns_records"]} >= {"mx", "verification"}
+        check(call("post", domains, json={"name": "second.example"}), domains, "post")  # the plan's limit
+        check(call("post", domains, json={"name": "localhost"}), domains, "post")
+        assert check(call("get", domains), domains, "get")["inbound_domains"] == [added]
+        named = one.replace("{name}", added["name"])
+        assert check(call("get", named), one, "get") == added
+        pending = check(call("post", named + "/verify"), one + "/verify", "post")
+        assert not pending["verified"]
+        assert call("delete", named).status_code == 204
+        check(call("delete", named), one, "delete")  # now 404
 
 
 def test_sending_domains_answer_as_documented(db_session: Session, settings: Settings) -> None:

@@ -44,3 +44,17 @@ def test_a_header_added_after_signing_breaks_the_signature() -> None:
     signed = signature(raw, "shop.example", "cloudmailin", private) + raw
     forged = signed.replace(b"Subject: Hi\r\n", b"Subject: Hi\r\nSubject: Win a prize\r\n")
     assert not _verify(forged, dns_record(public))
+
+
+def test_the_openssl_rsa_step_gives_dkimpys_own_signature_byte_for_byte() -> None:
+    import hashlib
+
+    from dkim.crypto import RSASSA_PKCS1_v1_5_sign, parse_pem_private_key
+
+    from provider.outbound.dkim import rsa_sign
+
+    private, _ = new_key_pair()
+    pk = parse_pem_private_key(private.encode())
+    for algorithm in ("sha256", "sha1"):
+        digest = hashlib.new(algorithm, _message())
+        assert rsa_sign(digest, pk) == RSASSA_PKCS1_v1_5_sign(digest, pk)

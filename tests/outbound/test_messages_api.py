@@ -7,6 +7,7 @@ import dataclasses
 import uuid
 from email import message_from_bytes, policy
 
+import psycopg
 import pytest
 from flask.testing import FlaskClient
 from redis import Redis
@@ -15,6 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from provider import create_app
+from provider.db import libpq_url
 from provider.models import OutboundMessage, OutboundRecipient, Suppression
 from provider.plans import PLANS
 from provider.settings import Settings
@@ -188,3 +190,54 @@ def test_with_verification_off_any_domain_may_send(db_session: Session, settings
     account = new_account(db_session, settings, domain=None)
     client = create_app(dataclasses.replace(settings, sending_domain_verification=False)).test_client()
     assert _post(client, account, MESSAGE).status_code == 202
+
+
+def test_a_send_not_yet_committed_does_not_hold_the_accounts_usage_row(
+    account: Account, db_session: Session, settings: Settings
+) -> None:
+    from provider.models import Resource
+    from provider.outbound.outgoing import from_api
+    from provider.outbound.request import read_request
+    from provider.services.sending import SendingPolicy, accept, new_message_id
+
+    resource = db_session.get(Resource, account.resource_id)
+    assert resource is not None
+    message_id = new_message_id()
+    outgoing = from_api(read_request(MESSAGE), str(message_id))
+    accept(db_session, SendingPolicy(True), resource, outgoing, message_id, wake=lambda s, m: None)
+    # The message's transaction is still open; another send of the account must not wait for it.
+    with psycopg.connect(libpq_url(settings.database_url), autocommit=True) as other:
+        counted = other.execute(
+            "SELECT outbound FROM usage WHERE resource_id = %s FOR UPDATE NOWAIT", (account.resource_id,)
+        ).fetchone()
+    assert counted == (1,)
+    db_session.commit()
+    assert db_session.get(OutboundMessage, message_id) is not None
+
+
+def test_a_send_takes_no_second_connection_from_its_sessions_pool(
+    account: Account, settings: Settings
+) -> None:
+    """The web's pools have no overflow: a second connection per request would deadlock them."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session as OrmSession
+
+    from provider.models import Resource
+    from provider.outbound.outgoing import from_api
+    from provider.outbound.request import read_request
+    from provider.services.sending import SendingPolicy, accept, new_message_id
+    from provider.settings import normalise_database_url
+
+    one = create_engine(normalise_database_url(settings.database_url), pool_size=1, max_overflow=0,
+                        pool_timeout=2)
+    try:
+        with OrmSession(one) as session:
+            resource = session.get(Resource, account.resource_id)  # the pool's only connection
+            assert resource is not None
+            message_id = new_message_id()
+            outgoing = from_api(read_request(MESSAGE), str(message_id))
+            accept(session, SendingPolicy(True), resource, outgoing, message_id, wake=lambda s, m: None)
+            session.commit()
+            assert session.get(OutboundMessage, message_id) is not None
+    finally:
+        one.dispose()

@@ -74,7 +74,14 @@ class Engine:
         with self.sessions() as session:
             return work(session)
 
-    async def run(self, first: uuid.UUID | None = None, budget: float = 20.0) -> RunReport:
+    async def run(
+        self, first: uuid.UUID | None = None, budget: float = 20.0,
+        more_due: Callable[[], object] | None = None,
+    ) -> RunReport:
+        """Deliver what is due, `first`'s recipients first, for about `budget` seconds.
+
+        `more_due` is called (in a thread) whenever a claim comes back full: more is due than
+        this run can take at once, so another worker should be woken to share it."""
         report = RunReport()
         deadline = time.monotonic() + budget
         while True:
@@ -90,6 +97,8 @@ class Engine:
             if not claimed:
                 return report
             report.attempted += len(claimed)
+            if more_due is not None and len(claimed) >= BATCH:
+                await asyncio.to_thread(_quietly, more_due)
             delivered = await self._deliver(claimed)
             report.delivered += delivered
             if time.monotonic() >= deadline:
@@ -140,6 +149,14 @@ class Engine:
             reply = Reply(451, "451 4.3.0 Local error in the delivery worker; will retry")
             return [Result(r, reply, None) for r in recipients]
         return [Result(r, outcome.replies[r.address], outcome.host) for r in recipients]
+
+
+def _quietly(call: Callable[[], object]) -> None:
+    try:
+        call()
+    except Exception:
+        # Redis away: this run goes on alone, and the poller wakes others once it is back.
+        log.warning("could not wake another delivery worker", exc_info=True)
 
 
 class _Writer:

@@ -74,6 +74,9 @@ def main() -> None:
     )
     poller.start()
     try:
-        DeliveryWorker(delivery_queues(connection), connection=connection).work()
+        # RQ logs each job at INFO by default, whatever LOG_LEVEL says.
+        DeliveryWorker(delivery_queues(connection), connection=connection).work(
+            logging_level=settings.log_level
+        )
     finally:
         stop.set()

@@ -3,6 +3,10 @@
 
 Both run one `Engine.run` on the process's event loop, whose SMTP connections stay open between
 jobs. That only works in a worker that does not fork per job (`workers.delivery.worker`).
+
+A `deliver_message` job is enqueued only when no delivery job of its queue is waiting (the wake
+flags of `provider.tasks.wake_once`); each run clears the flags before it claims, and wakes a
+`drain` for another worker whenever a claim comes back full, so a burst is shared by all workers.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 from provider.db import session_factory
 from provider.dns import make_resolver
 from provider.settings import Settings
-from provider.tasks import DRAIN_JOB, OUTBOUND_QUEUES, Job, enqueue_now
+from provider.tasks import DRAIN_JOB, OUTBOUND_QUEUES, Job, clear_wake_flags, redis_connection, wake_once
 from workers.context import job_settings
 from workers.delivery.dkim import DkimSigner
 from workers.delivery.engine import Engine
@@ -74,11 +78,23 @@ def close_runtime() -> None:
         _runtime = None
 
 
+def _wake_drain(redis_url: str) -> None:
+    wake_once(redis_url, Job(DRAIN_JOB, (), queue=OUTBOUND_QUEUES["standard"]))
+
+
 def _run(first: uuid.UUID | None) -> dict[str, Any]:
     rt = runtime()
-    report = rt.loop.run_until_complete(rt.engine.run(first, budget=JOB_BUDGET))
+    redis_url = rt.settings.redis_url
+    try:
+        clear_wake_flags(redis_connection(redis_url))
+    except Exception:
+        # The flags expire by themselves (WAKE_SECONDS); until then the poller wakes runs.
+        log.warning("could not clear the delivery wake flags", exc_info=True)
+    report = rt.loop.run_until_complete(
+        rt.engine.run(first, budget=JOB_BUDGET, more_due=lambda: _wake_drain(redis_url))
+    )
     if report.more:
-        enqueue_now(rt.settings.redis_url, Job(DRAIN_JOB, (), queue=OUTBOUND_QUEUES["standard"]))
+        _wake_drain(redis_url)
     return {"attempted": report.attempted, "delivered": report.delivered, "more": report.more}
 
 
