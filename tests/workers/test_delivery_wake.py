@@ -12,8 +12,8 @@ from redis import Redis
 from rq import Queue
 
 from provider.tasks import DELIVER_JOB, DRAIN_JOB, OUTBOUND_QUEUES, wake_flag
+from tests.job_settings import settings_in_use
 from tests.outbound.conftest import SENDING_DOMAIN
-from workers.context import settings_in_use
 from workers.delivery import engine
 from workers.delivery.worker import poll_once
 from workers.jobs.delivery import drain
