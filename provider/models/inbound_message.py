@@ -47,3 +47,7 @@ class InboundMessage(Base):
     smtp_reply: Mapped[str] = mapped_column(Text)
     response_body: Mapped[str | None] = mapped_column(Text)
     target_ms: Mapped[int | None] = mapped_column(Integer)
+    # DKIM (none/pass/fail/neutral/temperror/permerror: pass when any signature passed) and
+    # DMARC (none/pass/fail/temperror/permerror) results; NULL for refusals before DATA.
+    dkim_result: Mapped[str | None] = mapped_column(String(16))
+    dmarc_result: Mapped[str | None] = mapped_column(String(16))

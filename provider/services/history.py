@@ -41,6 +41,8 @@ class Delivery:
     size: int = 0
     spf_result: str | None = None
     tls: bool = False
+    dkim_result: str | None = None  # summary: none (unsigned), pass (any signature), else the first's
+    dmarc_result: str | None = None
     remote_ip: str | None = None
     target_url: str | None = None
     http_status: int | None = None
@@ -60,6 +62,7 @@ HISTORY_COLUMNS = (
     "resource_id", "address_id", "received_at", "envelope_from", "envelope_to", "recipients",
     "message_id", "subject", "size", "spf_result", "tls", "remote_ip", "target_url", "status",
     "http_status", "smtp_reply", "response_body", "target_ms",
+    "dkim_result", "dmarc_result",
 )
 """Every column a history row is written with; bulk writers (the SMTP edge's COPY) use these."""
 
@@ -93,6 +96,8 @@ def delivery_row(delivery: Delivery) -> dict[str, Any]:
         "smtp_reply": delivery.smtp_reply,
         "response_body": storable_text(body[:RESPONSE_BODY_LIMIT]) if body is not None else None,
         "target_ms": delivery.target_ms,
+        "dkim_result": delivery.dkim_result,
+        "dmarc_result": delivery.dmarc_result,
     }
 
 
@@ -114,6 +119,8 @@ class HistoryFilter:
     subject: str | None = None  # case-insensitive substring
     since: datetime | None = None  # received at or after
     until: datetime | None = None  # received before
+    dkim: str | None = None  # exact dkim_result (see `auth_result_filter`)
+    dmarc: str | None = None  # exact dmarc_result
 
 
 class InvalidCursor(ValueError):
@@ -173,11 +180,39 @@ def history_query(resource_id: str, filters: HistoryFilter) -> Select[Any]:
         query = query.where(InboundMessage.envelope_from.ilike(_like(filters.sender), escape="\\"))
     if filters.subject:
         query = query.where(InboundMessage.subject.ilike(_like(filters.subject), escape="\\"))
+    query = _auth_filters(query, filters)
     if filters.since:
         query = query.where(InboundMessage.received_at >= filters.since)
     if filters.until:
         query = query.where(InboundMessage.received_at < filters.until)
     return query.order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+
+
+# --- DKIM and DMARC filters -----------------------------------------------------------------------
+
+AUTH_FILTER_VALUES = {
+    "dkim": ("none", "pass", "fail", "neutral", "temperror", "permerror"),
+    "dmarc": ("none", "pass", "fail", "temperror", "permerror"),
+}
+"""What `dkim=` and `dmarc=` of incoming_statuses accept: the values the edge records."""
+
+
+def auth_result_filter(name: str, value: str | None) -> str | None:
+    """The `dkim` or `dmarc` filter value, lower-cased; ValueError naming the allowed values."""
+    if value is None or value == "":
+        return None
+    allowed = AUTH_FILTER_VALUES[name]
+    if value.lower() not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+    return value.lower()
+
+
+def _auth_filters(query: Select[Any], filters: HistoryFilter) -> Select[Any]:
+    if filters.dkim:
+        query = query.where(InboundMessage.dkim_result == filters.dkim)
+    if filters.dmarc:
+        query = query.where(InboundMessage.dmarc_result == filters.dmarc)
+    return query
 
 
 def history_page(

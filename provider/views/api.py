@@ -9,6 +9,7 @@ incoming_statuses lists the inbound history newest first. Query parameters:
   sender, the subject;
 - `since`, `until`: ISO 8601 date or date-time (UTC when no offset is given); `since` is
   inclusive, `until` exclusive, and a bare date for `until` includes that whole day;
+- `dkim`, `dmarc`: exact DKIM / DMARC result (`dkim=pass`, `dmarc=fail`; see README);
 - `limit`: 1 to 100 (default 50); `cursor`: the `next_cursor` of the previous page.
 The next page is `next` (a relative URL with the same filters) and the `Link: rel="next"` header;
 both are absent on the last page. Paging is by position (received time, id), so rows written
@@ -28,7 +29,13 @@ from werkzeug.exceptions import HTTPException
 from ..db import db
 from ..models import InboundMessage, Resource
 from ..services.credentials import authenticate
-from ..services.history import Cursor, HistoryFilter, InvalidCursor, history_page
+from ..services.history import (
+    Cursor,
+    HistoryFilter,
+    InvalidCursor,
+    auth_result_filter,
+    history_page,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v0.1")
 
@@ -118,7 +125,16 @@ def _filters() -> HistoryFilter:
         subject=_text_arg("subject"),
         since=since,
         until=until,
+        dkim=_auth_arg("dkim"),
+        dmarc=_auth_arg("dmarc"),
     )
+
+
+def _auth_arg(name: str) -> str | None:
+    try:
+        return auth_result_filter(name, _text_arg(name))
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from None
 
 
 def _time_arg(name: str, *, end_of_day: bool) -> datetime | None:
@@ -165,6 +181,8 @@ def _status(row: InboundMessage) -> dict[str, Any]:
         "subject": row.subject,
         "size": row.size,
         "spf": row.spf_result,
+        "dkim": row.dkim_result,
+        "dmarc": row.dmarc_result,
         "tls": row.tls,
         "remote_ip": row.remote_ip,
         "target_url": row.target_url,
