@@ -108,8 +108,9 @@ def verify_signatures(
     signatures = signatures[:MAX_SIGNATURES]
     try:
         message = dkim.DKIM(raw, logger=_dkimpy_log)
-    except dkim.DKIMException:
-        # dkimpy cannot read the header block, so no signature can be evaluated.
+    except (dkim.DKIMException, IndexError, ValueError):
+        # dkimpy cannot read the header block (an IndexError for a message that begins with a
+        # folded line, as real ones in the corpus do), so no signature can be evaluated.
         return [DkimResult(*_tags(value), "neutral") for value in signatures]
     results = []
     for index, value in enumerate(signatures):

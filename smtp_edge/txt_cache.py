@@ -100,4 +100,5 @@ class TxtCache:
             raise TxtTemporaryError(str(exc)) from None
         if answer is None or answer.rrset is None:
             return [], self._clock() + NEGATIVE_TTL
-        return [b"".join(r.strings) for r in answer.rrset], answer.expiration
+        ttl = max(0.0, answer.expiration - time.time())  # dnspython's expiry is wall-clock time
+        return [b"".join(r.strings) for r in answer.rrset], self._clock() + ttl
