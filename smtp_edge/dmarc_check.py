@@ -28,6 +28,12 @@ from .dkim_check import HeaderFields
 from .txt_cache import Deadline, TxtCache, TxtTemporaryError
 
 _DMARC_RECORD = re.compile(rb"\s*v\s*=\s*DMARC1\s*(;|$)")
+# The usual From shapes, `a@b.example` and `Name <a@b.example>` (no quotes, commas, comments),
+# read without the email package's parser, which costs more than the rest of the check.
+_SIMPLE_FROM = re.compile(
+    r"(?:[^\x00-\x1f\"(),:;<>@\[\\\]]*<)?[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
+    r"@((?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)>?"
+)
 
 
 @functools.cache
@@ -63,7 +69,11 @@ def from_domain(fields: HeaderFields) -> str:
     values = [value for name, value in fields if name == b"from"]
     if len(values) != 1:
         raise NoFromDomain(f"{len(values)} From fields")
-    addresses = getaddresses([values[0].decode("utf-8", "replace")])
+    text = values[0].decode("utf-8", "replace").strip()
+    simple = _SIMPLE_FROM.fullmatch(text)
+    if simple and text.endswith(">") == ("<" in text):
+        return simple.group(1).lower()
+    addresses = getaddresses([text])
     domains = {address.rpartition("@")[2].strip().rstrip(".").lower() for _, address in addresses}
     domains.discard("")
     if len(domains) != 1:

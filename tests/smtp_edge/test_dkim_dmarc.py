@@ -330,3 +330,26 @@ def test_the_from_domain_is_matched_case_insensitively(txt: TxtCache) -> None:
 def test_a_folded_from_field_is_read(txt: TxtCache) -> None:
     raw = signed(message(from_header='"Ann\r\n Example" <ann@reject.example>'), domain="reject.example")
     assert verdicts(raw, txt).dmarc == DmarcResult("pass", "reject.example", "reject")
+
+
+# --- The OpenSSL check that replaces dkimpy's pure-Python RSA verification ---------------------
+
+
+def test_openssl_rsa_verification_answers_as_dkimpys_own() -> None:
+    import hashlib
+
+    from dkim.crypto import RSASSA_PKCS1_v1_5_sign, parse_pem_private_key, parse_public_key
+
+    from smtp_edge.dkim_check import _dkimpy_rsa_verify, _rsa_verify
+
+    private = parse_pem_private_key(KEY.encode())
+    public = parse_public_key(__import__("base64").b64decode(PUBLIC))
+    for n in range(40):
+        digest = hashlib.sha256(f"message {n}".encode())
+        signature = bytes(RSASSA_PKCS1_v1_5_sign(digest, private))
+        flipped = signature[:-1] + bytes([signature[-1] ^ 1])
+        other = hashlib.sha256(b"another message")
+        for candidate, hashed in ((signature, digest), (flipped, digest), (signature, other),
+                                  (signature.lstrip(b"\0"), digest), (b"\0" + signature, digest)):
+            assert _rsa_verify(hashed, candidate, public) == _dkimpy_rsa_verify(hashed, candidate, public)
+        assert _rsa_verify(digest, signature, public)
