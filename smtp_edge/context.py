@@ -121,10 +121,11 @@ class EdgeContext:
         return await loop.run_in_executor(pool, functools.partial(fn, *args, **kwargs))
 
     async def check_auth(self, raw: bytes, spf: SpfResult) -> AuthResults:
-        """DKIM and DMARC for one message (smtp_edge/auth_results.py), off the event loop; large
-        messages in the large-message pool, so few big bodies are hashed at once."""
+        """DKIM and DMARC for one message (smtp_edge/auth_results.py): a small one on the event
+        loop when its records are cached (like parsing), else in a thread; large messages in the
+        large-message pool, so few big bodies are hashed at once."""
         pool = self.large_pool if len(raw) >= LARGE_MESSAGE_BYTES else None
-        return await self.auth.check(raw, spf, pool=pool)
+        return await self.auth.check(raw, spf, pool=pool, inline=len(raw) < INLINE_MESSAGE_BYTES)
 
     async def record(self, recording: Recording) -> None:
         """Write the history row (and count the message); never raises, waits a bounded time."""

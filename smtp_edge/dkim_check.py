@@ -45,7 +45,7 @@ from dkim.util import InvalidTagValueList, parse_tag_value
 
 from provider.inbound.envelope import DkimResult
 
-from .txt_cache import Deadline, TxtCache, TxtTemporaryError
+from .txt_cache import Deadline, NotCached, TxtCache, TxtTemporaryError
 
 log = logging.getLogger(__name__)
 
@@ -99,15 +99,18 @@ def _parsed_key(record: bytes) -> _PublicKey | None:
 class _KeyProbe:
     """The key of a signature from the TXT cache, and a note of what DNS said."""
 
-    def __init__(self, txt: TxtCache, deadline: Deadline) -> None:
+    def __init__(self, txt: TxtCache, deadline: Deadline, cached_only: bool = False) -> None:
         self.txt = txt
         self.deadline = deadline
+        self.cached_only = cached_only
         self.outcome = "none"  # "found", "missing", "unusable", "temporary"
         self.record: bytes | None = None
 
     def key(self, name: bytes) -> _PublicKey | None:
         try:
-            records = self.txt.lookup(name.decode("ascii", "replace"), self.deadline)
+            records = self.txt.lookup(
+                name.decode("ascii", "replace"), self.deadline, cached_only=self.cached_only
+            )
         except TxtTemporaryError:
             self.outcome = "temporary"
             return None
@@ -170,9 +173,10 @@ dkim.RSASSA_PKCS1_v1_5_verify = _rsa_verify
 
 
 def verify_signatures(
-    raw: bytes, fields: HeaderFields, txt: TxtCache, deadline: Deadline
+    raw: bytes, fields: HeaderFields, txt: TxtCache, deadline: Deadline, *, cached_only: bool = False
 ) -> list[DkimResult]:
-    """One result per DKIM-Signature field (topmost first, at most MAX_SIGNATURES)."""
+    """One result per DKIM-Signature field (topmost first, at most MAX_SIGNATURES). With
+    `cached_only`, raises NotCached as soon as a key is not in the cache."""
     signatures = [value for name, value in fields if name == b"dkim-signature"]
     if not signatures:
         return []
@@ -186,7 +190,8 @@ def verify_signatures(
     results = []
     for index, value in enumerate(signatures):
         domain, selector = _tags(value)
-        results.append(DkimResult(domain, selector, _verify(message, index, txt, deadline)))
+        result = _verify(message, index, _KeyProbe(txt, deadline, cached_only))
+        results.append(DkimResult(domain, selector, result))
     return results
 
 
@@ -200,7 +205,7 @@ def _tags(value: bytes) -> tuple[str, str]:
     return domain, selector
 
 
-def _verify(message: _Message, index: int, txt: TxtCache, deadline: Deadline) -> str:
+def _verify(message: _Message, index: int, probe: _KeyProbe) -> str:
     try:
         prepared = message.verify_headerprep(index)
     except dkim.DKIMException:
@@ -208,7 +213,6 @@ def _verify(message: _Message, index: int, txt: TxtCache, deadline: Deadline) ->
     if not prepared:
         return "neutral"
     signature, include_headers, headers = prepared
-    probe = _KeyProbe(txt, deadline)
     try:
         verified = message.verify_sig(signature, include_headers, headers[index], probe)
     except dkim.ValidationError:
@@ -217,6 +221,8 @@ def _verify(message: _Message, index: int, txt: TxtCache, deadline: Deadline) ->
         return "permerror"  # e.g. a key below 1024 bits (RFC 8301)
     except dkim.DKIMException:
         return "neutral"  # e.g. an invalid c=, an Ed25519 key without its library
+    except NotCached:
+        raise
     except Exception:
         log.exception("DKIM: unexpected error verifying a signature")
         return "temperror"

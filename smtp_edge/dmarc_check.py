@@ -91,15 +91,17 @@ def check_dmarc(
     dkim_results: list[DkimResult],
     txt: TxtCache,
     deadline: Deadline,
+    *,
+    cached_only: bool = False,
 ) -> DmarcResult:
-    """Never raises: no usable From domain or a malformed record is `permerror`, DNS that does
-    not answer `temperror`, no record `none`."""
+    """No usable From domain or a malformed record is `permerror`, DNS that does not answer
+    `temperror`, no record `none`. Raises only NotCached, with `cached_only`."""
     try:
         domain = from_domain(fields)
     except NoFromDomain:
         return DmarcResult("permerror", None)
     try:
-        record, org_domain = _discover(domain, txt, deadline)
+        record, org_domain = _discover(domain, txt, deadline, cached_only)
     except TxtTemporaryError:
         return DmarcResult("temperror", domain)
     if record is None:
@@ -121,18 +123,21 @@ def check_dmarc(
     return DmarcResult(result, domain, str(published.value))
 
 
-def _discover(domain: str, txt: TxtCache, deadline: Deadline) -> tuple[bytes | None, str | None]:
+def _discover(
+    domain: str, txt: TxtCache, deadline: Deadline, cached_only: bool
+) -> tuple[bytes | None, str | None]:
     """The record that applies and the Organizational Domain when it came from there."""
-    record = _record_at(domain, txt, deadline)
+    record = _record_at(domain, txt, deadline, cached_only)
     if record is not None:
         return record, None
     org = organizational_domain(domain)
     if org == domain:
         return None, None
-    return _record_at(org, txt, deadline), org
+    return _record_at(org, txt, deadline, cached_only), org
 
 
-def _record_at(domain: str, txt: TxtCache, deadline: Deadline) -> bytes | None:
+def _record_at(domain: str, txt: TxtCache, deadline: Deadline, cached_only: bool) -> bytes | None:
     """The one DMARC record at `_dmarc.<domain>`; several count as none (section 6.6.3)."""
-    records = [r for r in txt.lookup(f"_dmarc.{domain}", deadline) if _DMARC_RECORD.match(r)]
+    answer = txt.lookup(f"_dmarc.{domain}", deadline, cached_only=cached_only)
+    records = [r for r in answer if _DMARC_RECORD.match(r)]
     return records[0] if len(records) == 1 else None

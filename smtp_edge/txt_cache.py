@@ -36,6 +36,10 @@ class TxtTemporaryError(Exception):
     """The records are not known now (timeout, SERVFAIL, the check's time is up)."""
 
 
+class NotCached(Exception):
+    """A cache-only look-up (a check tried on the event loop) needs DNS: run it in a thread."""
+
+
 @dataclass
 class Deadline:
     """The moment (time.monotonic()) one check's DNS time is up."""
@@ -64,10 +68,11 @@ class TxtCache:
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, tuple[list[bytes], float]] = OrderedDict()
 
-    def lookup(self, name: str, deadline: Deadline) -> list[bytes]:
+    def lookup(self, name: str, deadline: Deadline, *, cached_only: bool = False) -> list[bytes]:
         """The TXT records at `name` (each one's strings joined), [] when none are published.
 
-        Raises TxtTemporaryError when DNS does not answer in time or fails temporarily.
+        Raises TxtTemporaryError when DNS does not answer in time or fails temporarily, and
+        NotCached when `cached_only` and the answer is not in the cache.
         """
         key = name.rstrip(".").lower()
         now = self._clock()
@@ -78,6 +83,8 @@ class TxtCache:
                     self._cache.move_to_end(key)
                     return cached[0]
                 del self._cache[key]
+        if cached_only:
+            raise NotCached(key)
         records, expires = self._ask(key, deadline)
         until = min(expires, self._clock() + TTL_CAP)
         with self._lock:

@@ -353,3 +353,42 @@ def test_openssl_rsa_verification_answers_as_dkimpys_own() -> None:
                                   (signature.lstrip(b"\0"), digest), (b"\0" + signature, digest)):
             assert _rsa_verify(hashed, candidate, public) == _dkimpy_rsa_verify(hashed, candidate, public)
         assert _rsa_verify(digest, signature, public)
+
+
+# --- Checks on the event loop from the cache alone ----------------------------------------------
+
+
+def test_a_cache_only_check_never_asks_dns_and_says_so(txt: TxtCache, server: DnsServer) -> None:
+    from smtp_edge.txt_cache import NotCached
+
+    raw = signed(message(from_header="a@quarantine.example"), domain="quarantine.example")
+    before = len(server.queries)
+    with pytest.raises(NotCached):
+        check_auth(raw, NO_SPF, txt, cached_only=True)
+    assert len(server.queries) == before
+    full = check_auth(raw, NO_SPF, txt)
+    assert check_auth(raw, NO_SPF, txt, cached_only=True) == full
+    assert full.dmarc == DmarcResult("pass", "quarantine.example", "quarantine")
+
+
+def test_an_inline_check_with_a_cold_cache_goes_to_a_thread_and_gives_the_same_answer(
+    server: DnsServer,
+) -> None:
+    import asyncio
+
+    from smtp_edge.auth_results import AuthChecker
+
+    checker = AuthChecker(make_resolver(server.nameservers))
+    raw = signed(message(from_header="a@none.example"), domain="none.example")
+
+    async def twice() -> tuple[AuthResults, AuthResults]:
+        return (await checker.check(raw, NO_SPF, inline=True),
+                await checker.check(raw, NO_SPF, inline=True))
+
+    try:
+        first, second = asyncio.run(twice())
+    finally:
+        checker.close()
+    assert first == second
+    assert first.dkim == (DkimResult("none.example", "sel", "pass"),)
+    assert first.dmarc == DmarcResult("pass", "none.example", "none")
