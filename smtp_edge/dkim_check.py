@@ -18,14 +18,9 @@ signature from a broken one:
 At most `MAX_SIGNATURES` signatures are verified (the topmost); RFC 6376 section 6.1 lets a
 verifier limit them, and each costs a key look-up and a pass over the body.
 
-Two costs of dkimpy are taken off the hot path (bench/inbound.py: they were most of a signed
-message's 0.6 ms of CPU): keys are parsed once per distinct record (`_Message.verify_sig` takes
-them from `_KeyProbe`, which keeps them by record), and RSA-SHA256 signatures are checked by
-OpenSSL through `cryptography` instead of dkimpy's pure-Python byte loops. The latter replaces
-`dkim.RSASSA_PKCS1_v1_5_verify`, the one function dkimpy's verifier calls for it, with one
-of the same contract (the same answers, except that OpenSSL also refuses a signature not below
-the modulus, which dkimpy's arithmetic would reduce and accept; other hashes still go to
-dkimpy's own).
+Keys are parsed once per distinct record (`_Message.verify_sig` takes them from `_KeyProbe`,
+which keeps them by record) instead of once per message; smtp_edge/dkimpy_fast.py replaces the
+other parts of dkimpy that cost most per message.
 """
 
 from __future__ import annotations
@@ -36,15 +31,11 @@ import re
 from typing import Any
 
 import dkim
-import dkim.crypto
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from dkim.util import InvalidTagValueList, parse_tag_value
 
 from provider.inbound.envelope import DkimResult
 
+from . import dkimpy_fast
 from .txt_cache import Deadline, NotCached, TxtCache, TxtTemporaryError
 
 log = logging.getLogger(__name__)
@@ -128,6 +119,10 @@ class _KeyProbe:
 
 
 class _Message(dkim.DKIM):
+    def set_message(self, message: bytes) -> None:
+        super().set_message(b"")  # resets what a verification records
+        self.headers, self.body = dkimpy_fast.rfc822_parse(message)
+
     def verify_sig(self, sig: Any, include_headers: Any, sig_header: Any, dnsfunc: Any) -> bool:
         """dkimpy's own, with the key from the probe's cache instead of parsed again."""
         key = dnsfunc.key(sig[b"s"] + b"._domainkey." + sig[b"d"])
@@ -137,39 +132,6 @@ class _Message(dkim.DKIM):
         return bool(self.verify_sig_process(sig, include_headers, sig_header, dnsfunc))
 
 
-_dkimpy_rsa_verify = dkim.RSASSA_PKCS1_v1_5_verify
-_SHA256_DIGEST_INFO = 19 + 32  # RFC 8017 9.2: the DER prefix and the digest
-
-
-@functools.lru_cache(maxsize=1024)
-def _rsa_public_key(modulus: int, exponent: int) -> rsa.RSAPublicKey:
-    return rsa.RSAPublicNumbers(exponent, modulus).public_key()
-
-
-def _rsa_verify(hash: Any, signature: bytes, public_key: dict[str, int]) -> bool:
-    """`dkim.crypto.RSASSA_PKCS1_v1_5_verify` (RFC 8017 RSASSA-PKCS1-v1_5) by OpenSSL."""
-    if hash.name != "sha256":
-        return bool(_dkimpy_rsa_verify(hash, signature, public_key))
-    modulus, exponent = public_key["modulus"], public_key["publicExponent"]
-    size = (modulus.bit_length() + 7) // 8
-    if size < _SHA256_DIGEST_INFO + 11:
-        raise dkim.crypto.DigestTooLargeError()  # as dkimpy: a key too small for the digest
-    try:
-        key = _rsa_public_key(modulus, exponent)
-    except ValueError:
-        return bool(_dkimpy_rsa_verify(hash, signature, public_key))
-    # dkimpy reads the signature as a number: leading zero bytes, missing or extra, change nothing.
-    number = signature.lstrip(b"\0")
-    if len(number) > size:
-        return False
-    try:
-        key.verify(number.rjust(size, b"\0"), hash.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256()))
-    except InvalidSignature:
-        return False
-    return True
-
-
-dkim.RSASSA_PKCS1_v1_5_verify = _rsa_verify
 
 
 def verify_signatures(

@@ -340,7 +340,7 @@ def test_openssl_rsa_verification_answers_as_dkimpys_own() -> None:
 
     from dkim.crypto import RSASSA_PKCS1_v1_5_sign, parse_pem_private_key, parse_public_key
 
-    from smtp_edge.dkim_check import _dkimpy_rsa_verify, _rsa_verify
+    from smtp_edge.dkimpy_fast import _dkimpy_rsa_verify, _rsa_verify
 
     private = parse_pem_private_key(KEY.encode())
     public = parse_public_key(__import__("base64").b64decode(PUBLIC))
