@@ -52,6 +52,7 @@ SMALL_SIZE = 5000
 BIG_ATTACHMENT = 25 * MB
 CONCURRENCY = 20
 STEADY_RATE = 50.0
+WARM_UP = 100
 _ids = itertools.count()
 
 
@@ -81,12 +82,17 @@ async def throughput(
         finally:
             pool.put_nowait(client)
 
-    await run_load("warm-up", 100, CONCURRENCY, one)
+    await run_load("warm-up", WARM_UP, CONCURRENCY, one)
     before = await target_stats(target_url)
     figures = await run_load(label, total, CONCURRENCY, one)
     after = await target_stats(target_url)
     await close_pool(pool)
     return figures, after["count"] - before["count"], after["dkim_pass"] - before["dkim_pass"]
+
+
+def edge_cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 async def target_times(target_url: str) -> tuple[int, dict[int, float]]:
@@ -233,20 +239,26 @@ async def measure(args: argparse.Namespace, env: dict[str, str], target_url: str
         # verdict takes the median of the rounds' ratios.
         rounds = []
         signed_rounds = []
+        cpu_costs: list[float] = []  # the edge's CPU seconds per message, unsigned and signed
+        signed_cpu_costs: list[float] = []
         for n in range(1, args.rounds + 1):
             bare, _, _ = await throughput(f"bare aiosmtpd  c={CONCURRENCY} #{n}", bare_port, rcpt,
                                        args.total, small_attachment, target_url)
             posting, _, _ = await throughput(f"aiosmtpd + POST only  c={CONCURRENCY} #{n}", post_port,
                                           rcpt, args.total, small_attachment, target_url)
+            cpu = edge_cpu(edge)
             edge_figures, delivered, _ = await throughput(
                 f"edge -> target  c={CONCURRENCY} #{n}", edge_port, rcpt, args.total, small_attachment,
                 target_url,
             )
+            cpu_costs.append((edge_cpu(edge) - cpu) / (args.total + WARM_UP))
             rounds.append((bare, posting, edge_figures, delivered))
+            cpu = edge_cpu(edge)
             signed_figures, signed_delivered, passed = await throughput(
                 f"edge, DKIM+DMARC, signed  c={CONCURRENCY} #{n}", edge_port, rcpt, args.total,
                 small_attachment, target_url, signing_key,
             )
+            signed_cpu_costs.append((edge_cpu(edge) - cpu) / (args.total + WARM_UP))
             signed_rounds.append((bare, signed_figures, signed_delivered, passed))
         _, bare_after = await steady(bare_port, rcpt, args.steady / 2, small_attachment)
         ids, raw_latencies = await steady(edge_port, rcpt, args.steady, small_attachment)
@@ -271,6 +283,9 @@ async def measure(args: argparse.Namespace, env: dict[str, str], target_url: str
     for bare, signed_figures, signed_delivered, passed in signed_rounds:
         print("    " + signed_figures.row() + f"  ({signed_figures.rate / bare.rate:.2f} of bare)")
         print(f"    target received {signed_delivered} POSTs, {passed} of them with DKIM pass")
+    print("  the edge's CPU per message by round (all its threads), unsigned / signed: "
+          + ", ".join(f"{u * 1000:.2f} / {s * 1000:.2f} ms" for u, s in zip(cpu_costs, signed_cpu_costs,
+                                                                            strict=True)))
     print(f"  steady {STEADY_RATE:.0f} msg/s, end of DATA -> 250:")
     for name, values in (("bare aiosmtpd", bare_after), ("edge (as the client sees it)", raw_latencies),
                          ("target's own time", own), ("added by the edge", added)):

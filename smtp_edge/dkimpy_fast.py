@@ -13,7 +13,7 @@ generated and corpus inputs) and falls back to it outside its fast case:
   would reduce and accept.
 - `Relaxed.canonicalize_body` and `canonicalize_headers` skip the whitespace passes when the
   body (a header value) has nothing they would change (no tab, no two spaces in a row, no
-  space before a line end; a value on one line).
+  space before a line end), and unfold a header value with a plain replace.
 - `rfc822_parse` (used through `_Message.set_message` in dkim_check.py, not patched globally)
   splits a CRLF-only message at its blank line instead of splitting every body line.
 
@@ -24,6 +24,7 @@ bytes, only sooner.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import dkim
@@ -87,17 +88,21 @@ def relaxed_body(body: bytes) -> bytes:
 Relaxed.canonicalize_body = staticmethod(relaxed_body)
 
 _dkimpy_relaxed_headers = Relaxed.canonicalize_headers
+_WHITESPACE = re.compile(rb"[\t ]+")
 
 
 def relaxed_headers(headers: list[Any]) -> list[tuple[bytes, bytes]]:
-    """RFC 6376 3.4.2, as `Relaxed.canonicalize_headers`: a value on one line without tabs or
-    double spaces (nearly all of them) only loses its line end and outer spaces."""
+    """RFC 6376 3.4.2, as `Relaxed.canonicalize_headers`: unfold (drop every CRLF), compress
+    runs of whitespace to one space only where there are any, strip."""
     canonical = []
     for name, value in headers:
-        if b"\t" in value or b"  " in value or value.count(b"\n") != 1 or not value.endswith(b"\r\n"):
-            canonical += _dkimpy_relaxed_headers([(name, value)])
-        else:
-            canonical.append((name.lower().rstrip(), value[:-2].strip() + b"\r\n"))
+        if value.count(b"\n") != value.count(b"\r\n"):
+            canonical += _dkimpy_relaxed_headers([(name, value)])  # a bare LF: dkimpy's rules
+            continue
+        unfolded = value.replace(b"\r\n", b"")
+        if b"\t" in unfolded or b"  " in unfolded:
+            unfolded = _WHITESPACE.sub(b" ", unfolded)
+        canonical.append((name.lower().rstrip(), unfolded.strip() + b"\r\n"))
     return canonical
 
 
