@@ -31,11 +31,20 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 from .common import Figures, median, run_load, service_env, verdict
-from .inbound_peers import bare_main, child, edge_process, make_address, post_main, target_main
+from .inbound_peers import (
+    DKIM_SELECTOR,
+    bare_main,
+    child,
+    edge_process,
+    make_address,
+    post_main,
+    target_main,
+)
 from .smtp_load import SmtpClient, SmtpError, build_message, close_pool, open_pool
 
 MB = 1024 * 1024
@@ -43,6 +52,7 @@ SMALL_SIZE = 5000
 BIG_ATTACHMENT = 25 * MB
 CONCURRENCY = 20
 STEADY_RATE = 50.0
+WARM_UP = 100
 _ids = itertools.count()
 
 
@@ -50,10 +60,17 @@ _ids = itertools.count()
 
 
 async def throughput(
-    label: str, port: int, rcpt: str, total: int, attachment: bytes, target_url: str
-) -> tuple[Figures, int]:
-    """Figures of `total` messages after a warm-up, and how many POSTs the target got meanwhile."""
+    label: str, port: int, rcpt: str, total: int, attachment: bytes, target_url: str,
+    signing_key: str | None = None,
+) -> tuple[Figures, int, int]:
+    """Figures of `total` messages after a warm-up, how many POSTs the target got meanwhile, and
+    how many of those said DKIM passed.
+    With `signing_key` every message is DKIM-signed for sender.example (selector "bench")."""
     messages = [build_message(next(_ids), attachment, rcpt, SMALL_SIZE) for _ in range(200)]
+    if signing_key is not None:
+        from provider.outbound.dkim import signature
+
+        messages = [signature(m, "sender.example", DKIM_SELECTOR, signing_key) + m for m in messages]
     pool = await open_pool(port, CONCURRENCY)
 
     async def one(i: int) -> bool:
@@ -65,20 +82,30 @@ async def throughput(
         finally:
             pool.put_nowait(client)
 
-    await run_load("warm-up", 100, CONCURRENCY, one)
-    before, _ = await target_times(target_url)
+    await run_load("warm-up", WARM_UP, CONCURRENCY, one)
+    before = await target_stats(target_url)
     figures = await run_load(label, total, CONCURRENCY, one)
-    after, _ = await target_times(target_url)
+    after = await target_stats(target_url)
     await close_pool(pool)
-    return figures, after - before
+    return figures, after["count"] - before["count"], after["dkim_pass"] - before["dkim_pass"]
+
+
+def edge_cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 async def target_times(target_url: str) -> tuple[int, dict[int, float]]:
+    data = await target_stats(target_url)
+    return data["count"], {int(k): v for k, v in data["times"].items()}
+
+
+async def target_stats(target_url: str) -> dict[str, Any]:
     import aiohttp
 
     async with aiohttp.ClientSession() as http, http.get(target_url.replace("/incoming", "/stats")) as r:
-        data = await r.json()
-    return data["count"], {int(k): v for k, v in data["times"].items()}
+        data: dict[str, Any] = await r.json()
+    return data
 
 
 async def steady(port: int, rcpt: str, seconds: float, attachment: bytes) -> tuple[list[int], list[float]]:
@@ -204,23 +231,35 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def measure(args: argparse.Namespace, env: dict[str, str], target_url: str, nameservers: str,
-                  bare_port: int, post_port: int) -> None:
+                  bare_port: int, post_port: int, signing_key: str) -> None:
     rcpt = make_address(env, target_url)
     small_attachment = os.urandom(1500)  # about 2 KB once base64-encoded
     with edge_process(env, nameservers) as (edge_port, edge):
         # Interleaved rounds: a slow spell of this shared machine hits all three alike, and the
         # verdict takes the median of the rounds' ratios.
         rounds = []
+        signed_rounds = []
+        cpu_costs: list[float] = []  # the edge's CPU seconds per message, unsigned and signed
+        signed_cpu_costs: list[float] = []
         for n in range(1, args.rounds + 1):
-            bare, _ = await throughput(f"bare aiosmtpd  c={CONCURRENCY} #{n}", bare_port, rcpt,
+            bare, _, _ = await throughput(f"bare aiosmtpd  c={CONCURRENCY} #{n}", bare_port, rcpt,
                                        args.total, small_attachment, target_url)
-            posting, _ = await throughput(f"aiosmtpd + POST only  c={CONCURRENCY} #{n}", post_port,
+            posting, _, _ = await throughput(f"aiosmtpd + POST only  c={CONCURRENCY} #{n}", post_port,
                                           rcpt, args.total, small_attachment, target_url)
-            edge_figures, delivered = await throughput(
+            cpu = edge_cpu(edge)
+            edge_figures, delivered, _ = await throughput(
                 f"edge -> target  c={CONCURRENCY} #{n}", edge_port, rcpt, args.total, small_attachment,
                 target_url,
             )
+            cpu_costs.append((edge_cpu(edge) - cpu) / (args.total + WARM_UP))
             rounds.append((bare, posting, edge_figures, delivered))
+            cpu = edge_cpu(edge)
+            signed_figures, signed_delivered, passed = await throughput(
+                f"edge, DKIM+DMARC, signed  c={CONCURRENCY} #{n}", edge_port, rcpt, args.total,
+                small_attachment, target_url, signing_key,
+            )
+            signed_cpu_costs.append((edge_cpu(edge) - cpu) / (args.total + WARM_UP))
+            signed_rounds.append((bare, signed_figures, signed_delivered, passed))
         _, bare_after = await steady(bare_port, rcpt, args.steady / 2, small_attachment)
         ids, raw_latencies = await steady(edge_port, rcpt, args.steady, small_attachment)
         _, times = await target_times(target_url)
@@ -240,6 +279,13 @@ async def measure(args: argparse.Namespace, env: dict[str, str], target_url: str
         print("    " + posting.row() + f"  ({posting.rate / bare.rate:.2f} of bare)")
         print("    " + edge_figures.row() + f"  ({edge_figures.rate / bare.rate:.2f} of bare)")
         print(f"    target received {delivered} POSTs for {len(edge_figures.latencies)} accepted messages")
+    print("  the same messages DKIM-signed (rsa-sha256, 2048 bits; DMARC p=reject), verified by the edge:")
+    for bare, signed_figures, signed_delivered, passed in signed_rounds:
+        print("    " + signed_figures.row() + f"  ({signed_figures.rate / bare.rate:.2f} of bare)")
+        print(f"    target received {signed_delivered} POSTs, {passed} of them with DKIM pass")
+    print("  the edge's CPU per message by round (all its threads), unsigned / signed: "
+          + ", ".join(f"{u * 1000:.2f} / {s * 1000:.2f} ms" for u, s in zip(cpu_costs, signed_cpu_costs,
+                                                                            strict=True)))
     print(f"  steady {STEADY_RATE:.0f} msg/s, end of DATA -> 250:")
     for name, values in (("bare aiosmtpd", bare_after), ("edge (as the client sees it)", raw_latencies),
                          ("target's own time", own), ("added by the edge", added)):
@@ -256,6 +302,12 @@ async def measure(args: argparse.Namespace, env: dict[str, str], target_url: str
     print(verdict("throughput >= 0.5 of bare aiosmtpd", ratio >= 0.5,
                   f"median ratio {ratio:.2f} (edge/bare per s by round: {rates}); "
                   f"POST-only ceiling {ceiling:.2f}"))
+    signed_ratio = median([s.rate / bare.rate for bare, s, _, _ in signed_rounds if bare.rate])
+    all_passed = all(passed == delivered and delivered > 0 for _, _, delivered, passed in signed_rounds)
+    signed_rates = ", ".join(f"{s.rate:.0f}/{bare.rate:.0f}" for bare, s, _, _ in signed_rounds)
+    print(verdict("DKIM+DMARC throughput >= 0.4 of bare aiosmtpd", signed_ratio >= 0.4 and all_passed,
+                  f"median ratio {signed_ratio:.2f} (signed edge/bare per s by round: {signed_rates}); "
+                  f"every POST said DKIM pass: {all_passed}"))
     print(verdict("added latency p99 < 25 ms at 50 msg/s", pct(added, 99) < 25,
                   f"p99 {pct(added, 99):.1f} ms, p50 {pct(added, 50):.1f} ms"))
     print(verdict("one 25 MB attachment adds < 4x the message size", grown < 4 and one.ok == 1,
@@ -274,14 +326,17 @@ def main() -> None:
     parser.add_argument("--steady", type=float, default=10.0, help="seconds at 50 messages/s")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved throughput rounds")
     args = parser.parse_args()
+    from provider.outbound.dkim import new_key_pair
+
+    signing_key, public_key = new_key_pair()
     with (
         service_env(PROVISIONING_MODE="sync") as env,
-        child(target_main) as (target_port, nameservers),
+        child(target_main, public_key) as (target_port, nameservers),
         child(bare_main) as bare_port,
     ):
         target_url = f"http://127.0.0.1:{target_port}/incoming"
         with child(post_main, target_url) as post_port:
-            asyncio.run(measure(args, env, target_url, nameservers, bare_port, post_port))
+            asyncio.run(measure(args, env, target_url, nameservers, bare_port, post_port, signing_key))
 
 
 if __name__ == "__main__":

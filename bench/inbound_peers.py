@@ -21,32 +21,47 @@ from .common import ROOT, free_port, wait_for_port
 
 MB = 1024 * 1024
 SPF_ZONE = {"sender.example": {"TXT": ["v=spf1 ip4:127.0.0.1 -all"]}}
+DKIM_SELECTOR = "bench"
+DKIM_PASS = b'"selector":"bench","result":"pass"'
+"""What a JSON POST holds when the edge verified the bench's signature."""
+
+
+def auth_zone(public_key: str) -> dict[str, dict[str, list[str]]]:
+    """The sender's DKIM key (`public_key`: the base64 `p=`) and DMARC policy."""
+    return {
+        f"{DKIM_SELECTOR}._domainkey.sender.example": {"TXT": [f"v=DKIM1; k=rsa; p={public_key}"]},
+        "_dmarc.sender.example": {"TXT": ["v=DMARC1; p=reject"]},
+    }
 BENCH_ID = re.compile(rb"bench-id-(\d+)")
 """Every test message carries its number so the target can report its own time per message."""
 
 
 def target_main(conn: Connection) -> None:
-    """HTTP target (200 at once, records its own time per bench id) plus the SPF zone's DNS."""
+    """HTTP target (200 at once, records its own time per bench id, counts verified DKIM
+    signatures) plus the DNS of the SPF, DKIM and DMARC zone (the public key comes first)."""
     sys.path.insert(0, str(ROOT))
     from aiohttp import web
 
     from tests.dnsserver import DnsServer
 
+    public_key = conn.recv()
     times: dict[int, float] = {}
     count = 0
+    dkim_pass = 0
 
     async def incoming(request: web.Request) -> web.Response:
-        nonlocal count
+        nonlocal count, dkim_pass
         started = time.perf_counter()
         body = await request.read()
         match = BENCH_ID.search(body, 0, 1 << 16)
         count += 1
+        dkim_pass += DKIM_PASS in body[: 1 << 16]
         if match:
             times[int(match.group(1))] = time.perf_counter() - started
         return web.Response(status=200, text="ok")
 
     async def stats(_: web.Request) -> web.Response:
-        return web.json_response({"count": count, "times": times})
+        return web.json_response({"count": count, "times": times, "dkim_pass": dkim_pass})
 
     async def serve() -> None:
         app = web.Application(client_max_size=256 * MB)
@@ -59,7 +74,7 @@ def target_main(conn: Connection) -> None:
         server = site._server
         assert server is not None and server.sockets  # type: ignore[attr-defined]
         port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        with DnsServer(SPF_ZONE) as dns:
+        with DnsServer({**SPF_ZONE, **auth_zone(public_key)}) as dns:
             conn.send((port, dns.nameservers))
             await asyncio.get_running_loop().run_in_executor(None, conn.recv)
         await runner.cleanup()

@@ -22,8 +22,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from provider.db import session_factory
 from provider.dns import make_resolver
+from provider.inbound.envelope import SpfResult
 from provider.settings import Settings
 
+from .auth_results import AuthChecker, AuthResults
 from .history_store import HistoryStore
 from .history_writer import HistoryWriter, Recording
 from .log_shipping import ShippingRequests
@@ -62,6 +64,7 @@ class EdgeContext:
         )
         self.resolver: dns.resolver.Resolver = make_resolver(settings.dns_nameservers)
         self.spf = SpfChecker(self.resolver)
+        self.auth = AuthChecker(self.resolver)
         self.db_pool = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="edge-db")
         self.cpu_pool = ThreadPoolExecutor(
             max(2, os.cpu_count() or 2), thread_name_prefix="edge-parse"
@@ -120,6 +123,7 @@ class EdgeContext:
         self.db_pool.shutdown(wait=False, cancel_futures=True)
         self.cpu_pool.shutdown(wait=False, cancel_futures=True)
         self.large_pool.shutdown(wait=False, cancel_futures=True)
+        self.auth.close()
 
     def keep(self, task: asyncio.Task[T]) -> asyncio.Task[T]:
         """Hold a reference to a task that must finish even if its session goes away."""
@@ -148,6 +152,13 @@ class EdgeContext:
         pool = self.large_pool if size >= LARGE_MESSAGE_BYTES else self.cpu_pool
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(pool, functools.partial(fn, *args, **kwargs))
+
+    async def check_auth(self, raw: bytes, spf: SpfResult) -> AuthResults:
+        """DKIM and DMARC for one message (smtp_edge/auth_results.py): a small one on the event
+        loop when its records are cached (like parsing), else in a thread; large messages in the
+        large-message pool, so few big bodies are hashed at once."""
+        pool = self.large_pool if len(raw) >= LARGE_MESSAGE_BYTES else None
+        return await self.auth.check(raw, spf, pool=pool, inline=len(raw) < INLINE_MESSAGE_BYTES)
 
     async def record(self, recording: Recording) -> None:
         """Write the history row (and count the message), or make sure it will be: never

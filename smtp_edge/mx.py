@@ -88,6 +88,8 @@ class _Message:
     received_at: datetime
     size: int = 0
     spf: str | None = None
+    dkim: str | None = None  # AuthResults.dkim_summary
+    dmarc: str | None = None
     message_id: str | None = None
     subject: str | None = None
 
@@ -210,7 +212,9 @@ class MxHandler(BaseHandler):
         try:
             spf = await spf_verdict(spf_task, message.sender, message.facts)
             message = replace(message, spf=spf.result)
-            payload_envelope = post_envelope(transaction, message.facts, spf)
+            auth = await self.context.check_auth(raw, spf)
+            message = replace(message, dkim=auth.dkim_summary, dmarc=auth.dmarc.result)
+            payload_envelope = post_envelope(transaction, message.facts, spf, auth)
             # With a store, parse, upload and render run in the store's threads (boto3 blocks).
             run = self.context.in_cpu if message.route.store is None else self.stores.run
             try:
@@ -286,6 +290,8 @@ class MxHandler(BaseHandler):
             subject=message.subject,
             size=message.size,
             spf_result=message.spf,
+            dkim_result=message.dkim,
+            dmarc_result=message.dmarc,
             tls=message.facts.tls,
             remote_ip=message.facts.remote_ip,
             target_url=route.target_url,

@@ -14,6 +14,7 @@ from provider.inbound import SpfResult
 from provider.plans import LARGEST_MESSAGE_BYTES
 from provider.services.routing import Route
 
+from .auth_results import AuthResults
 from .spf import spf_domain
 
 NULL_SENDER = "<>"
@@ -102,7 +103,12 @@ async def spf_verdict(
     return result
 
 
-def post_envelope(transaction: Transaction, facts: SessionFacts, spf: SpfResult) -> PostEnvelope:
+def post_envelope(
+    transaction: Transaction,
+    facts: SessionFacts,
+    spf: SpfResult,
+    auth: AuthResults | None = None,
+) -> PostEnvelope:
     recipients = list(transaction.rcpt_tos)
     return PostEnvelope(
         to=recipients[0],
@@ -113,4 +119,6 @@ def post_envelope(transaction: Transaction, facts: SessionFacts, spf: SpfResult)
         spf=spf,
         tls=facts.tls,
         tls_cipher=facts.tls_protocol,
+        dkim=auth.dkim if auth is not None else None,
+        dmarc=auth.dmarc if auth is not None else None,
     )

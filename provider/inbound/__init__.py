@@ -39,7 +39,7 @@ Decisions, where the spec leaves room:
   replaced; the multipart `raw` format is the byte-exact one.
 """
 
-from .envelope import Envelope, SpfResult, envelope_fields
+from .envelope import DkimResult, DmarcResult, Envelope, SpfResult, envelope_fields
 from .formats import FORMATS, Payload, render
 from .parse import (
     DEFAULT_LIMITS,
@@ -55,6 +55,8 @@ __all__ = [
     "DEFAULT_LIMITS",
     "FORMATS",
     "Attachment",
+    "DkimResult",
+    "DmarcResult",
     "Envelope",
     "MessageTooComplex",
     "ParseLimits",

@@ -6,6 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 SPF_RESULTS = frozenset({"none", "neutral", "pass", "fail", "softfail", "temperror", "permerror"})
+DKIM_RESULTS = frozenset({"pass", "fail", "neutral", "temperror", "permerror"})
+"""One signature's result, as RFC 8601 section 2.7.1 names them (an unsigned message has no entry)."""
+DMARC_RESULTS = frozenset({"none", "pass", "fail", "temperror", "permerror"})
+"""RFC 8601 section 2.7.1 / RFC 7489 section 11.2."""
+DMARC_POLICIES = frozenset({"none", "quarantine", "reject"})
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,35 @@ class SpfResult:
 
 
 @dataclass(frozen=True)
+class DkimResult:
+    """One DKIM-Signature of the message: its d= and s= tags and what verifying it gave."""
+
+    domain: str
+    selector: str
+    result: str
+
+    def __post_init__(self) -> None:
+        if self.result not in DKIM_RESULTS:
+            raise ValueError(f"unknown DKIM result {self.result!r}")
+
+
+@dataclass(frozen=True)
+class DmarcResult:
+    """The From domain's DMARC verdict; `policy` is the published p= (or sp=) when a record was
+    found, None without one."""
+
+    result: str
+    domain: str | None
+    policy: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.result not in DMARC_RESULTS:
+            raise ValueError(f"unknown DMARC result {self.result!r}")
+        if self.policy is not None and self.policy not in DMARC_POLICIES:
+            raise ValueError(f"unknown DMARC policy {self.policy!r}")
+
+
+@dataclass(frozen=True)
 class Envelope:
     to: str
     recipients: list[str]
@@ -30,6 +64,8 @@ class Envelope:
     tls: bool
     tls_cipher: str | None = None  # the TLS protocol ("TLSv1.3"), as CloudMailin fills it
     store_url: str | None = None
+    dkim: tuple[DkimResult, ...] | None = None  # None: not checked (no key in the payload)
+    dmarc: DmarcResult | None = None
 
 
 def envelope_fields(envelope: Envelope, md5: str) -> dict[str, Any]:
@@ -48,4 +84,15 @@ def envelope_fields(envelope: Envelope, md5: str) -> dict[str, Any]:
     fields["md5"] = md5
     if envelope.store_url:
         fields["store_url"] = envelope.store_url
+    if envelope.dkim is not None:
+        fields["dkim"] = [
+            {"domain": d.domain, "selector": d.selector, "result": d.result} for d in envelope.dkim
+        ]
+    if envelope.dmarc is not None:
+        dmarc: dict[str, Any] = {"result": envelope.dmarc.result}
+        if envelope.dmarc.domain is not None:
+            dmarc["domain"] = envelope.dmarc.domain
+        if envelope.dmarc.policy is not None:
+            dmarc["policy"] = envelope.dmarc.policy
+        fields["dmarc"] = dmarc
     return fields

@@ -54,3 +54,7 @@ class InboundMessage(Base):
     # The SMTP edge's id for the recording (smtp_edge/spool.py): a recording written again after
     # an unknown outcome or replayed from the spool is one row and one count, not two.
     recording_id: Mapped[UUID | None] = mapped_column(PgUUID(as_uuid=True), unique=True)
+    # DKIM (none/pass/fail/neutral/temperror/permerror: pass when any signature passed) and
+    # DMARC (none/pass/fail/temperror/permerror) results; NULL for refusals before DATA.
+    dkim_result: Mapped[str | None] = mapped_column(String(16))
+    dmarc_result: Mapped[str | None] = mapped_column(String(16))

@@ -22,6 +22,7 @@ from ..models.base import utcnow
 from .addresses import display_target
 from .paging import (
     Cursor,
+    InvalidQuery,
     Page,
     QueryParams,
     cursor_param,
@@ -54,6 +55,8 @@ class Delivery:
     size: int = 0
     spf_result: str | None = None
     tls: bool = False
+    dkim_result: str | None = None  # summary: none (unsigned), pass (any signature), else the first's
+    dmarc_result: str | None = None
     remote_ip: str | None = None
     target_url: str | None = None
     http_status: int | None = None
@@ -75,6 +78,7 @@ HISTORY_COLUMNS = (
     "resource_id", "address_id", "received_at", "envelope_from", "envelope_to", "recipients",
     "message_id", "subject", "size", "spf_result", "tls", "remote_ip", "target_url", "status",
     "http_status", "smtp_reply", "response_body", "target_ms", "recording_id",
+    "dkim_result", "dmarc_result",
 )
 """Every column a history row is written with; bulk writers (the SMTP edge's COPY) use these."""
 
@@ -109,6 +113,8 @@ def delivery_row(delivery: Delivery) -> dict[str, Any]:
         "response_body": storable_text(body[:RESPONSE_BODY_LIMIT]) if body is not None else None,
         "target_ms": delivery.target_ms,
         "recording_id": delivery.recording_id,
+        "dkim_result": delivery.dkim_result,
+        "dmarc_result": delivery.dmarc_result,
     }
 
 
@@ -130,6 +136,8 @@ class HistoryFilter:
     subject: str | None = None  # case-insensitive substring
     since: datetime | None = None  # received at or after
     until: datetime | None = None  # received before
+    dkim: str | None = None  # exact dkim_result (see `auth_result_filter`)
+    dmarc: str | None = None  # exact dmarc_result
 
 
 def history_filter(params: QueryParams) -> HistoryFilter:
@@ -142,6 +150,8 @@ def history_filter(params: QueryParams) -> HistoryFilter:
         subject=text_param(params, "subject"),
         since=since,
         until=until,
+        dkim=_auth_param(params, "dkim"),
+        dmarc=_auth_param(params, "dmarc"),
     )
 
 
@@ -162,10 +172,45 @@ def history_query(resource_id: str, filters: HistoryFilter) -> Select[InboundMes
         query = query.where(InboundMessage.envelope_from.ilike(like_pattern(filters.sender), escape="\\"))
     if filters.subject:
         query = query.where(InboundMessage.subject.ilike(like_pattern(filters.subject), escape="\\"))
+    query = _auth_filters(query, filters)
     if filters.since:
         query = query.where(InboundMessage.received_at >= filters.since)
     if filters.until:
         query = query.where(InboundMessage.received_at < filters.until)
+    return query
+
+
+# --- DKIM and DMARC filters -----------------------------------------------------------------------
+
+AUTH_FILTER_VALUES = {
+    "dkim": ("none", "pass", "fail", "neutral", "temperror", "permerror"),
+    "dmarc": ("none", "pass", "fail", "temperror", "permerror"),
+}
+"""What `dkim=` and `dmarc=` of incoming_statuses accept: the values the edge records."""
+
+
+def auth_result_filter(name: str, value: str | None) -> str | None:
+    """The `dkim` or `dmarc` filter value, lower-cased; ValueError naming the allowed values."""
+    if value is None or value == "":
+        return None
+    allowed = AUTH_FILTER_VALUES[name]
+    if value.lower() not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+    return value.lower()
+
+
+def _auth_param(params: QueryParams, name: str) -> str | None:
+    try:
+        return auth_result_filter(name, text_param(params, name))
+    except ValueError as exc:
+        raise InvalidQuery(str(exc)) from None
+
+
+def _auth_filters(query: Select[Any], filters: HistoryFilter) -> Select[Any]:
+    if filters.dkim:
+        query = query.where(InboundMessage.dkim_result == filters.dkim)
+    if filters.dmarc:
+        query = query.where(InboundMessage.dmarc_result == filters.dmarc)
     return query
 
 
@@ -207,6 +252,8 @@ def incoming_status(row: InboundMessage) -> dict[str, Any]:
         "subject": row.subject,
         "size": row.size,
         "spf": row.spf_result,
+        "dkim": row.dkim_result,
+        "dmarc": row.dmarc_result,
         "tls": row.tls,
         "remote_ip": row.remote_ip,
         "target_url": row.target_url,

@@ -10,6 +10,7 @@ incoming_statuses lists the inbound history newest first. Query parameters:
   sender, the subject;
 - `since`, `until`: ISO 8601 date or date-time (UTC when no offset is given); `since` is
   inclusive, `until` exclusive, and a bare date for `until` includes that whole day;
+- `dkim`, `dmarc`: exact DKIM / DMARC result (`dkim=pass`, `dmarc=fail`; see README);
 - `limit`: 1 to 100 (default 50); `cursor`: the `next_cursor` of the previous page.
 The next page is `next` (a relative URL with the same filters) and the `Link: rel="next"` header;
 both are absent on the last page. Paging is by position (received time, id), so rows written

@@ -109,4 +109,7 @@ def test_the_raw_format_posts_the_message_byte_for_byte_with_the_envelope(
         ("envelope[spf][domain]", SENDER_DOMAIN.encode()),
         ("envelope[tls]", b"false"),
         ("envelope[md5]", hashlib.md5(received, usedforsecurity=False).hexdigest().encode()),
+        # Unsigned (no envelope[dkim][...] fields), and sender.example publishes no DMARC record.
+        ("envelope[dmarc][result]", b"none"),
+        ("envelope[dmarc][domain]", SENDER_DOMAIN.encode()),
     ]
