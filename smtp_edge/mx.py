@@ -70,6 +70,7 @@ class _Message:
     spf: str | None = None
     message_id: str | None = None
     subject: str | None = None
+    stored_message_key: str | None = None
 
 
 class MxHandler(BaseHandler):
@@ -201,7 +202,12 @@ class MxHandler(BaseHandler):
                 )
             finally:
                 del raw
-            message = replace(message, message_id=post.message_id, subject=post.subject)
+            message = replace(
+                message,
+                message_id=post.message_id,
+                subject=post.subject,
+                stored_message_key=post.stored_message_key,
+            )
             return await self._post(message, post)
         except Exception as exc:
             error = error_for(exc)
@@ -277,6 +283,8 @@ class MxHandler(BaseHandler):
             response_body=response_body,
             target_ms=target_ms,
             received_at=message.received_at,
+            stored_message_key=message.stored_message_key,
+            helo_domain=message.facts.helo,
         )
         line = None
         if route.log_drain:
