@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # messages and sending_domains_api add their routes to api.bp
     from .views import addresses_api, api, messages, sending_domains_api  # noqa: F401
     from .views import inbound_domains_api as inbound_domains_api  # adds its routes to api.bp; own line
+    from .views import resend_api as resend_api  # adds its route to api.bp; own line
 
     app.register_blueprint(api.bp)
     app.register_blueprint(addresses_api.bp)

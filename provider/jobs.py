@@ -31,6 +31,7 @@ SWEEP_JOB = "workers.jobs.sweep.sweep"
 DELIVER_JOB = "workers.jobs.delivery.deliver_message"
 DRAIN_JOB = "workers.jobs.delivery.drain"
 POST_EVENTS_JOB = "workers.jobs.events_webhook.post_events"
+RESEND_JOB = "workers.jobs.resend.resend_message"
 JOB_NAMES = (
     EXCHANGE_GRANT_JOB,
     COMPLETE_PROVISIONING_JOB,
@@ -41,6 +42,7 @@ JOB_NAMES = (
     DELIVER_JOB,
     DRAIN_JOB,
     POST_EVENTS_JOB,
+    RESEND_JOB,
 )
 
 

@@ -92,6 +92,7 @@ class _Message:
     dmarc: str | None = None
     message_id: str | None = None
     subject: str | None = None
+    stored_message_key: str | None = None
 
 
 class MxHandler(BaseHandler):
@@ -224,7 +225,12 @@ class MxHandler(BaseHandler):
                 )
             finally:
                 del raw
-            message = replace(message, message_id=post.message_id, subject=post.subject)
+            message = replace(
+                message,
+                message_id=post.message_id,
+                subject=post.subject,
+                stored_message_key=post.stored_message_key,
+            )
             return await self._post(message, post)
         except Exception as exc:
             error = error_for(exc)
@@ -299,6 +305,8 @@ class MxHandler(BaseHandler):
             response_body=response_body,
             target_ms=target_ms,
             received_at=message.received_at,
+            stored_message_key=message.stored_message_key,
+            helo_domain=message.facts.helo,
         )
         line = None
         if route.log_drain:

@@ -31,6 +31,7 @@ class PreparedPost:
     delivery_id: str  # X-CloudMailin-Delivery-Id
     message_id: str | None
     subject: str | None
+    stored_message_key: str | None = None  # where the message store put the message
 
 
 @lru_cache(maxsize=4096)
@@ -51,10 +52,13 @@ def prepare_post(
     """Raises MessageTooComplex for a message over the parser's caps (the edge answers 554), and
     StoreFailed when the route has a store (`stores` given) that does not take the message."""
     parsed = parse_message(raw)
+    stored_key = None
     if route.store is not None and stores is not None:
         # Uploaded between parse and render: the POST carries URLs, and the decoded attachments
         # are dropped here, before the payload is built.
-        parsed, envelope = stores.put(route.store, raw, parsed, envelope, received_at or utcnow())
+        parsed, envelope, stored_key = stores.put(
+            route.store, raw, parsed, envelope, received_at or utcnow()
+        )
     payload = render(route.format, raw, parsed, envelope, size_as_string=route.size_as_string)
     signature = None
     if route.signing_secret_enc:
@@ -69,4 +73,5 @@ def prepare_post(
         delivery_id=delivery_id(route.key, envelope.recipients, raw),
         message_id=parsed.message_id,
         subject=parsed.subject,
+        stored_message_key=stored_key,
     )

@@ -85,15 +85,17 @@ class StoreUploads:
 
     def put(
         self, store: RouteStore, raw: bytes, parsed: ParsedMessage, envelope: Envelope, received_at: datetime
-    ) -> tuple[ParsedMessage, Envelope]:
-        """Upload what the address stores; the message with `url`s in place of contents and the
-        envelope with `store_url`. `StoreFailed` if the store does not take an object."""
+    ) -> tuple[ParsedMessage, Envelope, str | None]:
+        """Upload what the address stores; the message with `url`s in place of contents, the
+        envelope with `store_url`, and the message's object key (None: messages are not stored),
+        which the history keeps for a re-send. `StoreFailed` if the store does not take an object."""
         import botocore.exceptions
 
         config, client = self._client(store)
+        stored_key = None
         try:
             if config.messages:
-                key = message_key(config.prefix, received_at, parsed.md5)
+                key = stored_key = message_key(config.prefix, received_at, parsed.md5)
                 client.put_object(Bucket=config.bucket, Key=key, Body=raw, ContentType="message/rfc822")
                 envelope = replace(envelope, store_url=object_url(config, key))
             if config.attachments and parsed.attachments:
@@ -112,4 +114,4 @@ class StoreUploads:
             detail = store_error_text(exc)
             log.warning("store %s failed: %s", config.bucket, detail)
             raise StoreFailed(detail) from None
-        return parsed, envelope
+        return parsed, envelope, stored_key

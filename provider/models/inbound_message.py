@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -23,12 +23,18 @@ REJECTED_CONTENT = "rejected_content"
 LOCAL_ERROR = "local_error"
 # Deferred after DATA (450) because the address's store did not take an attachment or the message.
 STORE_ERROR = "store_error"
+# A re-send asked for through the API, waiting for the worker that POSTs it (services/resend.py).
+RESEND_QUEUED = "resend_queued"
 
 
 class InboundMessage(Base):
     __tablename__ = "inbound_messages"
     __table_args__ = (
         Index("ix_inbound_messages_resource_received", "resource_id", "received_at"),
+        Index(
+            "ix_inbound_messages_resent_from_id", "resent_from_id",
+            postgresql_where=text("resent_from_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -58,3 +64,11 @@ class InboundMessage(Base):
     # DMARC (none/pass/fail/temperror/permerror) results; NULL for refusals before DATA.
     dkim_result: Mapped[str | None] = mapped_column(String(16))
     dmarc_result: Mapped[str | None] = mapped_column(String(16))
+    # The message store's object key for the raw message (None: the message was not kept), and
+    # the HELO name: with the columns above, what a re-send needs to render the message again.
+    stored_message_key: Mapped[str | None] = mapped_column(Text)
+    helo_domain: Mapped[str | None] = mapped_column(Text)
+    # A re-send's row points to the row it re-sends (services/resend.py).
+    resent_from_id: Mapped[int | None] = mapped_column(
+        ForeignKey("inbound_messages.id", ondelete="SET NULL", name="fk_inbound_messages_resent_from_id")
+    )

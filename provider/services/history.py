@@ -65,6 +65,9 @@ class Delivery:
     received_at: datetime = field(default_factory=utcnow)
     # Names this recording wherever it is written again (the SMTP edge's retries and spool).
     recording_id: UUID = field(default_factory=uuid4)
+    # The message store's object key for the raw message; what a re-send fetches (services/resend.py).
+    stored_message_key: str | None = None
+    helo_domain: str | None = None
 
 
 def record_delivery(session: Session, delivery: Delivery) -> InboundMessage:
@@ -79,6 +82,7 @@ HISTORY_COLUMNS = (
     "message_id", "subject", "size", "spf_result", "tls", "remote_ip", "target_url", "status",
     "http_status", "smtp_reply", "response_body", "target_ms", "recording_id",
     "dkim_result", "dmarc_result",
+    "stored_message_key", "helo_domain",
 )
 """Every column a history row is written with; bulk writers (the SMTP edge's COPY) use these."""
 
@@ -115,6 +119,8 @@ def delivery_row(delivery: Delivery) -> dict[str, Any]:
         "recording_id": delivery.recording_id,
         "dkim_result": delivery.dkim_result,
         "dmarc_result": delivery.dmarc_result,
+        "stored_message_key": delivery.stored_message_key,
+        "helo_domain": storable_text(delivery.helo_domain),
     }
 
 
@@ -260,4 +266,5 @@ def incoming_status(row: InboundMessage) -> dict[str, Any]:
         "smtp_reply": row.smtp_reply,
         "response_body": row.response_body,
         "target_ms": row.target_ms,
+        "resent_from_id": row.resent_from_id,
     }

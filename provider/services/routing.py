@@ -114,6 +114,11 @@ def route_recipient(
     return route
 
 
+def address_route(session: Session, settings: Settings, local_id: str, *, now: datetime) -> Route:
+    """The route mail to the address `local_id` takes now: what a re-send POSTs to, the same way."""
+    return _forward_address_route(session, settings, local_id, now=now)
+
+
 def _forward_address_route(
     session: Session, settings: Settings, local: str, *, now: datetime
 ) -> Route:

@@ -119,6 +119,7 @@ def test_the_history_comes_newest_first_with_what_the_spec_records(
         "smtp_reply": "550 5.0.0 Target rejected the message (HTTP 404): nope",
         "response_body": "nope",
         "target_ms": 84,
+        "resent_from_id": None,
     }
     assert "next" not in body and "Link" not in response.headers
 
