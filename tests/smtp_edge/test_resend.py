@@ -187,3 +187,29 @@ def test_a_queued_resend_runs_once_even_if_its_job_runs_twice(
 
     assert len(target.requests) == 2
     assert db_session.get(InboundMessage, row_id) is not None
+
+
+def test_a_resend_whose_job_was_lost_is_enqueued_again_by_the_sweep(
+    edge: EdgeThread, target: Target, stored_mailbox: StoredMailbox, client: FlaskClient,
+    db_session: Session, settings: Settings,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from workers.jobs.sweep import RESEND_STUCK_AFTER, sweep_once
+
+    box, _ = stored_mailbox(messages=True)
+    send(edge, [box.address], message())
+    (first,) = history(db_session)
+    api = _api(client, edge, box, db_session, settings)
+    row_id = resend(api, first.id).get_json()["id"]
+    redis_connection(settings.redis_url).flushdb()  # the job is lost with Redis's data
+
+    now = datetime.now(UTC)
+    assert sweep_once(db_session, settings, now=now)["resends"] == 0  # too recent to be lost
+    later = now + RESEND_STUCK_AFTER + timedelta(seconds=1)
+    assert sweep_once(db_session, settings, now=later)["resends"] == 1
+    run_jobs(settings)
+
+    db_session.expire_all()
+    row = db_session.get(InboundMessage, row_id)
+    assert row is not None and row.status == str(first.http_status) and len(target.requests) == 2

@@ -31,7 +31,9 @@ from rq.job import Job
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from provider.models import AppLogLine, Resource
+from provider.jobs import RESEND_JOB
+from provider.models import AppLogLine, InboundMessage, Resource
+from provider.models.inbound_message import RESEND_QUEUED
 from provider.models.resource import DEPROVISIONED, PROVISIONED, PROVISIONING
 from provider.services import applog, events_webhook
 from provider.services.provisioning import purge_deprovisioned
@@ -172,7 +174,20 @@ def resources_with_stale_lines(
     ))
 
 
-REENQUEUED = ("provisioning", "grant_exchanges", "deprovision_actions", "log_shipping")
+REENQUEUED = ("provisioning", "grant_exchanges", "deprovision_actions", "log_shipping", "resends")
+
+
+RESEND_STUCK_AFTER = timedelta(minutes=10)
+"""A re-send's job takes at most the target's timeout and its redirects: one still queued after
+this long has no job (Redis lost it, or its worker was killed)."""
+
+
+def queued_resends(session: Session, now: datetime, stuck_after: timedelta = RESEND_STUCK_AFTER) -> list[int]:
+    return list(session.scalars(
+        select(InboundMessage.id).where(
+            InboundMessage.status == RESEND_QUEUED, InboundMessage.received_at < now - stuck_after
+        )
+    ))
 
 
 def sweep_once(
@@ -187,11 +202,16 @@ def sweep_once(
         grants = unexchanged_grants(session, now, timedelta(0))
         deprovisions = pending_deprovision_actions(session, now, timedelta(0))
         stale = resources_with_stale_lines(session, now, timedelta(0))
+        resends = queued_resends(session, now, timedelta(0))
     else:
         stuck = sorted({*stuck_provisioning(session, now), *never_attempted(session, now)})
         grants = unexchanged_grants(session, now)
         deprovisions = pending_deprovision_actions(session, now)
         stale = resources_with_stale_lines(session, now)
+        resends = queued_resends(session, now)
+    default = Queue(DEFAULT_QUEUE, connection=redis_connection(settings.redis_url))
+    for row_id in resends:
+        default.enqueue(RESEND_JOB, row_id)
     for resource_id in stuck:
         provisioning.enqueue(COMPLETE_PROVISIONING_JOB, resource_id)
     for resource_id in grants:
@@ -213,6 +233,7 @@ def sweep_once(
         "grant_exchanges": len(grants),
         "deprovision_actions": len(deprovisions),
         "log_shipping": shipping,
+        "resends": len(resends),
         "events_webhooks": webhooks,
         "unwanted_events": unwanted_events,
         "purged_log_lines": int(getattr(purged, "rowcount", 0) or 0),
