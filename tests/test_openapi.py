@@ -32,10 +32,11 @@ from provider.outbound.request import FIELDS, IGNORED_FIELDS
 from provider.services import inbound_domains, sending_domains
 from provider.services.bounces import record_report
 from provider.services.events_webhook import KINDS, pending_batch
-from provider.services.history import Delivery, record_delivery
+from provider.services.history import Delivery
 from provider.settings import Settings
 from provider.views import inbound_domains_api, sending_domains_api
 from tests.dnsserver import DnsServer
+from tests.domain_rows import record_delivery
 from tests.outbound.conftest import Account, new_account
 from tests.outbound.sent import sent_message
 

@@ -17,10 +17,7 @@ import secrets
 from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from sqlalchemy.orm import Session
-
 from ..crypto import box_for
-from ..models import Address, Resource
 from ..models.address import DEFAULT_FORMAT, FORMATS
 from ..settings import Settings
 
@@ -58,19 +55,6 @@ def forward_address(settings: Settings, local_id: str) -> str:
     """The address customers give out, from an address's `local_id`: the one spelling of it."""
     return f"{local_id}@{settings.inbound_domain}"
 
-
-def create_address(
-    session: Session,
-    settings: Settings,
-    resource: Resource,
-    target_url: str | None,
-    fmt: str = DEFAULT_FORMAT,
-) -> Address:
-    """Add the resource's forward address; `target_url` and `fmt` must already be validated."""
-    address = Address(**new_address_values(settings, target_url, fmt))
-    resource.addresses.append(address)
-    session.add(address)
-    return address
 
 
 def new_address_values(

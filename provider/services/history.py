@@ -70,12 +70,6 @@ class Delivery:
     helo_domain: str | None = None
 
 
-def record_delivery(session: Session, delivery: Delivery) -> InboundMessage:
-    """Add the row; the caller commits (with the usage counter, when the message counted)."""
-    row = InboundMessage(**delivery_row(delivery))
-    session.add(row)
-    return row
-
 
 HISTORY_COLUMNS = (
     "resource_id", "address_id", "received_at", "envelope_from", "envelope_to", "recipients",

@@ -16,11 +16,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from functools import cache
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
-from sqlalchemy.orm import Session
 
-from ..models import Usage
 from ..plans import Plan
 
 
@@ -47,14 +45,6 @@ def count_inbound_sql() -> str:
     """The same upsert for a psycopg connection of its own (the SMTP edge's history writer)."""
     return str(_COUNT_INBOUND.compile(dialect=psycopg_dialect()))
 
-
-def inbound_count(session: Session, resource_id: str, when: datetime) -> int:
-    used = session.scalar(
-        select(Usage.inbound).where(
-            Usage.resource_id == resource_id, Usage.period == month_start(when)
-        )
-    )
-    return int(used or 0)
 
 
 def quota_reached(plan: Plan, used: int) -> bool:

@@ -13,9 +13,9 @@ from provider.models import Domain, Resource
 from provider.models.base import utcnow
 from provider.models.domain import SENDING
 from provider.models.resource import PROVISIONED
-from provider.services.addresses import create_address
 from provider.services.credentials import issue_credential
 from provider.settings import Settings
+from tests.domain_rows import create_address
 
 SENDING_DOMAIN = "shop.example"
 

@@ -11,11 +11,11 @@ from provider.crypto import SecretBox
 from provider.models import Resource
 from provider.services.addresses import (
     InvalidTarget,
-    create_address,
     display_target,
     forward_address,
     validate_target,
 )
+from tests.domain_rows import create_address
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,9 @@ from provider.crypto import SecretBox
 from provider.db import session_factory
 from provider.models import Address, AppLogLine, Resource
 from provider.models.resource import DEPROVISIONED, PROVISIONED
-from provider.services.addresses import create_address
 from provider.services.credentials import IssuedCredential, issue_credential
 from provider.settings import Settings
+from tests.domain_rows import create_address
 
 TARGET = "https://user:secret@app.example/mail"
 

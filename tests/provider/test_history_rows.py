@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 
 from provider.models import InboundMessage, Resource
 from provider.models.resource import PROVISIONED
-from provider.services.history import Delivery, record_delivery
-from provider.services.usage import inbound_count
+from provider.services.history import Delivery
 from provider.settings import Settings
 from smtp_edge.history_store import HistoryStore, Recording
+from tests.domain_rows import inbound_count, record_delivery
 
 COMPARED = [
     column.name for column in InboundMessage.__table__.columns if column.name not in ("id",)

@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 
 from provider.models import Resource
 from provider.models.resource import PROVISIONED
-from provider.services.history import Delivery, read_history, record_delivery
+from provider.services.history import Delivery, read_history
 from provider.services.paging import InvalidCursor, InvalidQuery, next_page_params
+from tests.domain_rows import record_delivery
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 

@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session
 
 from provider.models import Resource
 from provider.models.resource import PROVISIONED
-from provider.services.addresses import create_address
 from provider.services.credentials import IssuedCredential, issue_credential
-from provider.services.history import Delivery, record_delivery
+from provider.services.history import Delivery
 from provider.settings import Settings
+from tests.domain_rows import create_address, record_delivery
 
 
 @pytest.fixture

@@ -44,11 +44,11 @@ from sqlalchemy.orm import Session
 from provider.crypto import SecretBox
 from provider.models import InboundMessage, Resource
 from provider.models.resource import PROVISIONED
-from provider.services.addresses import create_address
 from provider.settings import Settings
 from smtp_edge.server import EdgeServer
 from tests.conftest import REPO_ROOT
 from tests.dnsserver import DnsServer
+from tests.domain_rows import create_address
 
 SENDER_DOMAIN = "sender.example"
 SENDER = f"someone@{SENDER_DOMAIN}"

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from provider.models import InboundMessage
 from provider.services.history import Delivery
-from provider.services.usage import inbound_count
 from provider.settings import Settings
 from smtp_edge.context import EdgeContext, Recording
 from smtp_edge.history_store import APPLICATION_NAME
+from tests.domain_rows import inbound_count
 
 from .conftest import SENDER, EdgeThread, Mailbox, message
 

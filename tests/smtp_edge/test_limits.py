@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from provider.models import Usage
 from provider.plans import LARGEST_MESSAGE_BYTES, PLANS
-from provider.services.usage import inbound_count
+from tests.domain_rows import inbound_count
 from tests.usage_counts import count_inbound
 
 from .conftest import (

@@ -28,11 +28,10 @@ from provider import create_app
 from provider.db import session_factory
 from provider.models import Base, InboundMessage, Resource
 from provider.models.resource import PROVISIONED
-from provider.services.addresses import create_address
-from provider.services.usage import inbound_count
 from provider.settings import Settings
 from smtp_edge import spool
 from smtp_edge.context import DB_THREADS
+from tests.domain_rows import create_address, inbound_count
 
 from .conftest import INBOUND_DOMAIN, SENDER, EdgeThread, Target, message
 
