@@ -64,3 +64,13 @@ def inbound_count(session: Session, resource_id: str, when: datetime) -> int:
 
 def quota_reached(plan: Plan, used: int) -> bool:
     return used >= plan.inbound_per_month
+
+
+def month_usage(session: Session, resource_id: str, when: datetime) -> tuple[int, int]:
+    """The month's (inbound, outbound) counters, for the dashboard's plan usage."""
+    row = session.execute(
+        select(Usage.inbound, Usage.outbound).where(
+            Usage.resource_id == resource_id, Usage.period == month_start(when)
+        )
+    ).first()
+    return (int(row[0] or 0), int(row[1] or 0)) if row else (0, 0)
