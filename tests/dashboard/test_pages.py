@@ -157,3 +157,19 @@ def test_htmx_removal_answers_an_empty_row(signed_in: FlaskClient) -> None:
     response = signed_in.post("/dashboard/suppressions/remove", headers={"HX-Request": "true"},
                               data={"address": "gone@example.net", "csrf_token": token})
     assert response.status_code == 200 and response.get_data() == b""
+
+
+def test_the_api_filters_by_the_same_outcome_the_dashboard_shows(
+    client: FlaskClient, db_session: Session, shop: Shop
+) -> None:
+    for status in ("422", "rejected_size", "503", "client_timeout"):
+        inbound(db_session, shop.account.resource_id, subject=status, status=status)
+    account = shop.account
+    for outcome, expected in (("rejected", {"422", "rejected_size"}), ("deferred", {"503", "client_timeout"}),
+                              ("accepted", {"Order 1001 received"})):
+        response = client.get(account.path("incoming_statuses") + f"?outcome={outcome}", headers=account.auth)
+        assert response.status_code == 200, response.get_json()
+        assert {item["subject"] for item in response.get_json()["incoming_statuses"]} == expected
+    refused = client.get(account.path("incoming_statuses") + "?outcome=lost", headers=account.auth)
+    assert refused.status_code == 422
+    assert refused.get_json()["error"] == "outcome must be one of accepted, rejected, deferred"
