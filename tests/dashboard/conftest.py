@@ -18,6 +18,7 @@ from provider.settings import Settings
 
 from ..outbound.conftest import Account, new_account
 from ..provider.sso_fields import fields
+from ..smtp_edge.conftest import dns_server, edge, edge_settings, smtp_data_dir  # noqa: F401  (fixtures)
 
 
 @dataclass

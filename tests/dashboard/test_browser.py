@@ -6,6 +6,8 @@ SSO launch page. Screenshots of every page at laptop and phone width are kept un
 from __future__ import annotations
 
 import re
+import smtplib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,20 +15,21 @@ from typing import Any
 import pytest
 import requests
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from provider import create_app
-from provider.models import Domain, Resource
+from provider.models import Domain, InboundMessage, Resource
 from provider.models.base import utcnow
 from provider.models.domain import SENDING
 from provider.models.resource import PROVISIONED
-from provider.services.addresses import create_address
+from provider.services.addresses import create_address, forward_address
 from provider.services.credentials import issue_credential
 from provider.settings import Settings
 from tests.heroku_side import seed_addon
 from tests.heroku_standin import RunningStandin, StandinConfig, running_standin, serve_wsgi
 
-from .conftest import inbound
+from ..smtp_edge.conftest import SENDER, EdgeThread, Target, message, serving_target
 
 pytestmark = pytest.mark.e2e
 
@@ -65,19 +68,45 @@ def heroku(site: str, settings: Settings) -> Iterator[RunningStandin]:
         yield running
 
 
-def provisioned(running: RunningStandin, db_session: Session, settings: Settings) -> tuple[str, Any]:
-    """An add-on Heroku holds as provisioned and the resource behind it, with a sending domain."""
+@pytest.fixture
+def target() -> Iterator[Target]:
+    with serving_target() as state:
+        yield state
+
+
+def provisioned(
+    running: RunningStandin, db_session: Session, settings: Settings, target_url: str
+) -> tuple[str, Any, str]:
+    """An add-on Heroku holds as provisioned and the resource behind it (its forward address and
+    credential), with a sending domain."""
     seeded = seed_addon(running, app_name="shiny-app")
     with running.parts.store.lock:
         running.parts.store.addons[seeded.id].state = "provisioned"
     resource = Resource(id=seeded.id, plan="starter", state=PROVISIONED)
     db_session.add(resource)
-    create_address(db_session, settings, resource, "https://app.example/mail")
+    address = create_address(db_session, settings, resource, target_url)
     credential = issue_credential(db_session, settings, resource)
     db_session.flush()
     db_session.add(Domain(resource_id=resource.id, name="shop.example", kind=SENDING, verified_at=utcnow()))
     db_session.commit()
-    return seeded.id, credential
+    return seeded.id, credential, forward_address(settings, address)
+
+
+def send_through_the_edge(edge: EdgeThread, to: str, subject: str) -> None:
+    with smtplib.SMTP("127.0.0.1", edge.mx_port, timeout=30) as smtp:
+        smtp.sendmail(SENDER, [to], message(subject, to=to))
+
+
+def wait_for_history(db_session: Session, resource_id: str, subject: str) -> None:
+    """The edge records after its reply (batched); wait a bounded while for the row."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        db_session.expire_all()
+        if db_session.scalar(select(InboundMessage.id).where(
+                InboundMessage.resource_id == resource_id, InboundMessage.subject == subject)):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no history row for {subject!r}")
 
 
 def shoot(page: Page, name: str) -> None:
@@ -101,10 +130,12 @@ def serious_violations(page: Page) -> list[str]:
 
 
 def test_a_user_signs_in_through_heroku_and_finds_what_was_received_and_sent(
-    browser: Browser, heroku: RunningStandin, site: str, db_session: Session, settings: Settings
+    browser: Browser, heroku: RunningStandin, site: str, db_session: Session, settings: Settings,
+    edge: EdgeThread, target: Target,
 ) -> None:
-    addon_id, credential = provisioned(heroku, db_session, settings)
-    inbound(db_session, addon_id, subject="Order 1001 received")
+    addon_id, credential, address = provisioned(heroku, db_session, settings, target.url("/status/201"))
+    send_through_the_edge(edge, address, "Order 1001 received")
+    wait_for_history(db_session, addon_id, "Order 1001 received")
     sent = requests.post(
         f"{site}/api/v0.1/{credential.username}/messages", timeout=30,
         headers={"Authorization": f"Bearer {credential.key}"},
@@ -134,7 +165,9 @@ def test_a_user_signs_in_through_heroku_and_finds_what_was_received_and_sent(
     assert serious_violations(page) == []
     row.get_by_role("link").click()
     expect(page.get_by_role("heading", name="Order 1001 received")).to_be_visible()
-    expect(page.locator("#target")).to_contain_text("thanks from the app")
+    expect(page.locator("#target")).to_contain_text("201")
+    expect(page.locator("#envelope")).to_contain_text(SENDER)
+    expect(page.locator("#checks")).to_contain_text("pass")  # SPF of sender.example allows 127.0.0.1
     shoot(page, "inbound-message")
     assert serious_violations(page) == []
 
