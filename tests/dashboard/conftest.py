@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from provider import create_app
+from provider.db import db
 from provider.models import OutboundEvent, OutboundMessage, OutboundRecipient, Suppression
 from provider.models.base import utcnow
 from provider.services.history import Delivery, record_delivery
@@ -85,6 +89,20 @@ def csrf_token(page: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert found is not None, "the page has no CSRF field"
     return found.group(1)
+
+
+def dispose(app: Flask) -> None:
+    """Close the app's pooled connections now rather than when the garbage collector finds it
+    (the embedded PostgreSQL has a small max_connections, shared with the SMTP edge's writers)."""
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    app = create_app(settings)
+    yield app
+    dispose(app)
 
 
 @pytest.fixture

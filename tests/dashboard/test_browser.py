@@ -30,6 +30,7 @@ from tests.heroku_side import seed_addon
 from tests.heroku_standin import RunningStandin, StandinConfig, running_standin, serve_wsgi
 
 from ..smtp_edge.conftest import SENDER, EdgeThread, Target, message, serving_target
+from .conftest import dispose
 
 pytestmark = pytest.mark.e2e
 
@@ -53,8 +54,10 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def site(settings: Settings) -> Iterator[str]:
-    with serve_wsgi(create_app(settings)) as url:
+    app = create_app(settings)
+    with serve_wsgi(app) as url:
         yield url
+    dispose(app)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from provider.models import Suppression
 from provider.settings import Settings
 from provider.views.dashboard_guard import SESSION_LIFETIME
 
-from .conftest import Shop, csrf_token, sign_in
+from .conftest import Shop, csrf_token, dispose, sign_in
 
 PAGES = ("/dashboard", "/dashboard/inbound", "/dashboard/outbound", "/dashboard/suppressions")
 
@@ -128,6 +128,7 @@ def test_the_session_cookie_is_secure_when_the_dashboard_is_served_over_https(
 ) -> None:
     app = create_app(dataclasses.replace(settings, public_url="https://addon.example"))
     response = app.test_client().post("/sso/login", data=_sso(settings, shop))
+    dispose(app)
     assert "Secure" in _session_cookie(response.headers.getlist("Set-Cookie"))
 
 
