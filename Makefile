@@ -9,8 +9,10 @@ PYTEST_ARGS ?= $(if $(DATABASE_URL),-n 0,-n auto)
 # The npm clients (heroku, cloudmailin) are installed once tests/npm pins them.
 NPM_DEPS := $(if $(wildcard tests/npm/package-lock.json),$(NPM_STAMP))
 TOOLS_STAMP := .data/tools/.installed
+# The dashboard's front-end libraries (Pico CSS, htmx, uPlot; axe-core for the tests), pinned by their lock.
+ASSETS_STAMP := provider/static/node_modules/.installed
 
-.PHONY: run test lint bench venv clean ruby-mail
+.PHONY: run test lint bench venv clean ruby-mail chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || "$$(bin/find-python)" -m venv $(VENV)
@@ -22,6 +24,10 @@ $(NPM_STAMP): tests/npm/package-lock.json
 	npm ci --prefix tests/npm --no-audit --no-fund --loglevel=error
 	touch $(NPM_STAMP)
 
+$(ASSETS_STAMP): provider/static/package-lock.json
+	npm ci --prefix provider/static --no-audit --no-fund --loglevel=error
+	touch $(ASSETS_STAMP)
+
 $(TOOLS_STAMP): bin/fetch-smtp-tools
 	bin/fetch-smtp-tools .data/tools
 	touch $(TOOLS_STAMP)
@@ -30,14 +36,18 @@ $(TOOLS_STAMP): bin/fetch-smtp-tools
 ruby-mail:
 	bin/fetch-ruby-mail
 
+# Debian's Chromium for the dashboard's browser tests (apt when missing; a quick check otherwise).
+chromium:
+	bin/fetch-chromium
+
 venv: $(STAMP)
 
 ## Run the whole service (web, smtp, worker) on embedded PostgreSQL and Redis unless DATABASE_URL/REDIS_URL are set.
-run: $(STAMP) $(NPM_DEPS)
+run: $(STAMP) $(NPM_DEPS) $(ASSETS_STAMP)
 	$(PY) -m dev.run
 
 ## Run the whole test suite against real PostgreSQL and Redis (embedded unless DATABASE_URL/REDIS_URL are set).
-test: $(STAMP) $(NPM_DEPS) $(TOOLS_STAMP) ruby-mail
+test: $(STAMP) $(NPM_DEPS) $(ASSETS_STAMP) $(TOOLS_STAMP) ruby-mail chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -51,4 +61,4 @@ bench: $(STAMP)
 	$(PY) -m bench.outbound
 
 clean:
-	rm -rf $(VENV) tests/npm/node_modules .data
+	rm -rf $(VENV) tests/npm/node_modules provider/static/node_modules .data

@@ -26,7 +26,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .extensions import db, migrate
 
     settings = settings or get_settings()
-    app = Flask(__name__)
+    # Our own dashboard files at /static; the pinned npm libraries beside them (views/dashboard_assets.py).
+    app = Flask(__name__, static_folder="static/app", static_url_path="/static")
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SECRET_KEY_FALLBACKS=list(settings.secret_key_fallbacks),
@@ -66,9 +67,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(addresses_api.bp)
 
-    from .views import dashboard, heroku, sso
+    from .views import dashboard, dashboard_assets, dashboard_guard, heroku, sso
+    from .views import dashboard_history as dashboard_history  # adds its routes to dashboard.bp; own line
 
+    dashboard_guard.init_app(app)
     app.register_blueprint(heroku.bp)
     app.register_blueprint(sso.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(dashboard_assets.bp)
     return app

@@ -20,11 +20,13 @@ from sqlalchemy.orm import Session
 from ..models import InboundMessage
 from ..models.base import utcnow
 from .addresses import display_target
+from .outcomes import OUTCOMES, outcome_condition
 from .paging import (
     Cursor,
     InvalidQuery,
     Page,
     QueryParams,
+    choice_param,
     cursor_param,
     iso_time,
     keyset_page,
@@ -131,6 +133,7 @@ def storable_text(value: str | None) -> str | None:
 @dataclass(frozen=True)
 class HistoryFilter:
     status: str | None = None
+    outcome: str | None = None  # accepted, rejected or deferred (services.outcomes)
     to: str | None = None  # case-insensitive substring of any of the message's recipients
     sender: str | None = None  # case-insensitive substring of the envelope sender
     subject: str | None = None  # case-insensitive substring
@@ -145,6 +148,7 @@ def history_filter(params: QueryParams) -> HistoryFilter:
     since, until = time_range(params)
     return HistoryFilter(
         status=text_param(params, "status"),
+        outcome=choice_param(params, "outcome", OUTCOMES),
         to=text_param(params, "to"),
         sender=text_param(params, "from"),
         subject=text_param(params, "subject"),
@@ -160,6 +164,8 @@ def history_query(resource_id: str, filters: HistoryFilter) -> Select[InboundMes
     query = select(InboundMessage).where(InboundMessage.resource_id == resource_id)
     if filters.status:
         query = query.where(InboundMessage.status == filters.status)
+    if filters.outcome:
+        query = query.where(outcome_condition(filters.outcome))
     if filters.to:
         # Any recipient of the message, not only the one the row is for (envelope.to).
         pattern = like_pattern(filters.to)
@@ -236,6 +242,13 @@ def read_history(session: Session, resource_id: str, params: QueryParams) -> Pag
     after = cursor_param(params, row_id)
     rows, following = history_page(session, resource_id, filters, limit=limit, after=after)
     return Page([incoming_status(row) for row in rows], following.encode() if following else None)
+
+
+def find_delivery(session: Session, resource_id: str, row_id: int) -> InboundMessage | None:
+    """One history row of the resource; None for another resource's or an unknown id alike."""
+    return session.scalar(
+        select(InboundMessage).where(InboundMessage.id == row_id, InboundMessage.resource_id == resource_id)
+    )
 
 
 def incoming_status(row: InboundMessage) -> dict[str, Any]:

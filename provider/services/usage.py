@@ -16,9 +16,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from functools import cache
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
+from sqlalchemy.orm import Session
 
+from ..models import Usage
 from ..plans import Plan
 
 
@@ -49,3 +51,13 @@ def count_inbound_sql() -> str:
 
 def quota_reached(plan: Plan, used: int) -> bool:
     return used >= plan.inbound_per_month
+
+
+def month_usage(session: Session, resource_id: str, when: datetime) -> tuple[int, int]:
+    """The month's (inbound, outbound) counters, for the dashboard's plan usage."""
+    row = session.execute(
+        select(Usage.inbound, Usage.outbound).where(
+            Usage.resource_id == resource_id, Usage.period == month_start(when)
+        )
+    ).first()
+    return (int(row[0] or 0), int(row[1] or 0)) if row else (0, 0)

@@ -6,6 +6,7 @@ Authentication is CloudMailin's: `Authorization: Bearer <API key>` with the user
 
 incoming_statuses lists the inbound history newest first. Query parameters:
 - `status`: exact (`201`, `404`, `client_timeout`, `unreachable`, `rejected_size`, ...);
+- `outcome`: `accepted`, `rejected` or `deferred` (the SMTP answer's kind: `services.outcomes`);
 - `to`, `from`, `subject`: case-insensitive substring of the envelope recipient, the envelope
   sender, the subject;
 - `since`, `until`: ISO 8601 date or date-time (UTC when no offset is given); `since` is

@@ -1,47 +1,41 @@
-"""The add-on's dashboard, reached only through Heroku SSO (`views/sso.py`)."""
+"""The add-on's dashboard, reached only through Heroku SSO (`views/sso.py`): the overview page.
+
+The other pages add their routes to `bp` (views/dashboard_history.py); `dashboard_guard.guard`
+makes every one of them need the SSO session and a CSRF token on forms.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, session
+from datetime import UTC, datetime
+
+from flask import Blueprint, g, render_template
 from flask.typing import ResponseReturnValue
 
 from ..extensions import db
-from ..models import Resource
 from ..plans import PLANS
 from ..services.addresses import display_target, forward_address
 from ..services.credentials import current_credential
+from ..services.daily_counts import daily_counts
+from ..services.usage import month_usage
 from . import current_settings
-from .sso import refused
+from .dashboard_guard import guard
 
-bp = Blueprint("dashboard", __name__)
+bp = guard(Blueprint("dashboard", __name__))
 
-ADDON_NAME = "CloudMailin"
-
-
-def signed_in_resource() -> Resource | None:
-    """The resource the SSO session is bound to, if it is still active."""
-    wanted = session.get("resource_id")
-    if not isinstance(wanted, str):
-        return None
-    resource = db.session.get(Resource, wanted)
-    if resource is None or not resource.active:
-        return None
-    return resource
+CHART_DAYS = 30
 
 
 @bp.get("/dashboard")
 def show() -> ResponseReturnValue:
-    resource = signed_in_resource()
-    if resource is None:
-        return refused("Open CloudMailin from your app's page on Heroku to sign in.", 403)
+    resource = g.resource
     settings = current_settings()
     address = resource.addresses[0] if resource.addresses else None
     credential = current_credential(resource)
+    now = datetime.now(UTC)
+    inbound_used, outbound_used = month_usage(db.session(), resource.id, now)
+    counts = daily_counts(db.session(), resource.id, days=CHART_DAYS, now=now)
     return render_template(
         "dashboard.html",
-        addon_name=ADDON_NAME,
-        app_name=session.get("app") or resource.app_name or resource.name or resource.id,
-        email=session.get("email", ""),
         resource=resource,
         plan=PLANS.get(resource.plan),
         forward_address=forward_address(settings, address.local_id) if address else None,
@@ -49,4 +43,8 @@ def show() -> ResponseReturnValue:
         smtp_host=settings.smtp_public_host,
         smtp_port=settings.smtp_public_port,
         smtp_username=credential.username if credential else None,
+        inbound_used=inbound_used,
+        outbound_used=outbound_used,
+        counts=counts,
+        chart_days=CHART_DAYS,
     )

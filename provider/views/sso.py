@@ -23,7 +23,7 @@ bp = Blueprint("sso", __name__)
 
 NAV_COOKIE = "heroku-nav-data"
 HEROKU_APP_NAME = re.compile(r"[a-z][a-z0-9-]{1,99}")
-SESSION_KEYS = ("resource_id", "email", "user_id", "app")
+SESSION_KEYS = ("resource_id", "email", "user_id", "app", "signed_in_at")
 
 
 def refused(message: str, status: int) -> ResponseReturnValue:
@@ -52,7 +52,12 @@ def _login(fields: Mapping[str, str]) -> ResponseReturnValue:
         resource.app_name = app
         db.session.commit()
     session.clear()
-    session.update(resource_id=resource.id, email=login.email, user_id=login.user_id, app=app)
+    session.update(
+        resource_id=resource.id, email=login.email, user_id=login.user_id, app=app,
+        signed_in_at=int(time.time()),
+    )
+    # The cookie ends with the session's absolute lifetime (views/dashboard_guard.py).
+    session.permanent = True
     response = redirect(url_for("dashboard.show"), code=302)
     if login.nav_data is not None:
         response.set_cookie(

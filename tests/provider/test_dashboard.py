@@ -90,6 +90,7 @@ def test_the_template_escapes_every_value_a_user_or_heroku_controls(app):
     from flask import render_template
 
     from provider.plans import PLANS
+    from provider.services.daily_counts import DailyCounts
 
     hostile = '<script>alert("x")</script>'
     with app.test_request_context("/dashboard"):
@@ -105,6 +106,10 @@ def test_the_template_escapes_every_value_a_user_or_heroku_controls(app):
             smtp_host="smtp.example",
             smtp_port=587,
             smtp_username=hostile,
+            inbound_used=0,
+            outbound_used=0,
+            counts=DailyCounts([], {}),
+            chart_days=30,
         )
     assert "<script>" not in page
     assert page.count(html.escape(hostile, quote=False).replace('"', "&#34;")) >= 5
