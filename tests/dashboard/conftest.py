@@ -17,8 +17,9 @@ from provider import create_app
 from provider.extensions import db
 from provider.models import OutboundEvent, OutboundMessage, OutboundRecipient, Suppression
 from provider.models.base import utcnow
-from provider.services.history import Delivery, record_delivery
+from provider.services.history import Delivery
 from provider.settings import Settings
+from tests.domain_rows import record_delivery
 
 from ..outbound.conftest import Account, new_account
 from ..provider.sso_fields import fields

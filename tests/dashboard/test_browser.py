@@ -23,9 +23,10 @@ from provider.models import Domain, InboundMessage, Resource
 from provider.models.base import utcnow
 from provider.models.domain import SENDING
 from provider.models.resource import PROVISIONED
-from provider.services.addresses import create_address, forward_address
+from provider.services.addresses import forward_address
 from provider.services.credentials import issue_credential
 from provider.settings import Settings
+from tests.domain_rows import create_address
 from tests.heroku_side import seed_addon
 from tests.heroku_standin import RunningStandin, StandinConfig, running_standin, serve_wsgi
 
@@ -92,7 +93,7 @@ def provisioned(
     db_session.flush()
     db_session.add(Domain(resource_id=resource.id, name="shop.example", kind=SENDING, verified_at=utcnow()))
     db_session.commit()
-    return seeded.id, credential, forward_address(settings, address)
+    return seeded.id, credential, forward_address(settings, address.local_id)
 
 
 def send_through_the_edge(edge: EdgeThread, to: str, subject: str) -> None:
