@@ -140,9 +140,21 @@ def redis(settings: Settings) -> Redis:
     return Redis.from_url(settings.redis_url)
 
 
+def _close_app_pools() -> None:
+    """Every Flask app a test made (fixtures and `create_app` calls alike) has an engine with its
+    own pool; without this, their idle connections pile up over a session until the embedded
+    PostgreSQL refuses more ("too many clients already")."""
+    from provider.extensions import db
+
+    for app in list(db._app_engines):
+        for engine in db._app_engines.get(app, {}).values():
+            engine.dispose()
+
+
 @pytest.fixture(autouse=True)
 def _clean_slate(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
+    _close_app_pools()
     if "migrated" not in request.fixturenames:
         return
     settings: Settings = request.getfixturevalue("migrated")

@@ -47,3 +47,8 @@ def domain(label: str, name: str, what: str) -> str:
 def events_webhook(what: str) -> str:
     """`what`: set or removed (never the URL, which may carry credentials)."""
     return f"{PREFIX}events webhook {what}"
+
+
+def suppression_removed(address: str, where: str) -> str:
+    """`where`: "the dashboard" or "the API"; later mail to the address is attempted again."""
+    return f"{PREFIX}{address} removed from the suppression list from {where}"

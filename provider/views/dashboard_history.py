@@ -21,7 +21,7 @@ from flask.typing import ResponseReturnValue
 
 from ..extensions import db
 from ..models.outbound import RECIPIENT_STATES
-from ..services import applog
+from ..services import applog, applog_lines
 from ..services.addresses import forward_address
 from ..services.history import find_delivery, incoming_status, read_history
 from ..services.outbound_history import find_message, message_status, read_messages
@@ -112,7 +112,7 @@ def remove_suppression() -> ResponseReturnValue:
     if removed:
         applog.record(
             session, current_settings(), g.resource.id,
-            f"cloudmailin: {address} removed from the suppression list from the dashboard",
+            applog_lines.suppression_removed(address, "the dashboard"),
         )
         session.commit()
     if request.headers.get("HX-Request") == "true":
