@@ -7,6 +7,8 @@ Flask-WTF forms, so every POST carries a CSRF token checked before anything chan
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from flask import Blueprint, Response, flash, redirect, render_template, stream_with_context, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
@@ -66,9 +68,19 @@ def download_archive() -> ResponseReturnValue:
     if resource is None:
         return refused(NOT_SIGNED_IN, 403)
     now = utcnow()
-    chunks = archive.archive_chunks(db.session(), resource.id, now=now)
+    resource_id = resource.id
+
+    def chunks() -> Iterator[bytes]:
+        # The download outlives the view: its session (and the server-side cursor's transaction)
+        # is closed here when the stream ends or the client goes away, not left to teardown.
+        session = db.session()
+        try:
+            yield from archive.archive_chunks(session, resource_id, now=now)
+        finally:
+            session.close()
+
     return Response(
-        stream_with_context(chunks),
+        stream_with_context(chunks()),
         mimetype="application/x-ndjson",
         headers={
             "Content-Disposition": f'attachment; filename="{archive.archive_name(resource.id, now)}"',

@@ -164,6 +164,7 @@ def test_the_archive_downloads_every_row_of_the_signed_in_resource_as_ndjson(app
     assert response.headers["Content-Disposition"].startswith("attachment; filename=")
     assert response.is_streamed
     lines = [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
+    response.close()
 
     assert lines[0]["type"] == "archive" and lines[0]["resource_id"] == resource_id
     assert lines[-1] == {"type": "end", "inbound": INBOUND_ROWS, "outbound": OUTBOUND_MESSAGES}
