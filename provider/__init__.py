@@ -75,4 +75,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(sso.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(dashboard_assets.bp)
+    from .views import dashboard_account as dashboard_account  # own line: merges beside other pages
+
+    app.register_blueprint(dashboard_account.bp)
     return app

@@ -32,6 +32,7 @@ DELIVER_JOB = "workers.jobs.delivery.deliver_message"
 DRAIN_JOB = "workers.jobs.delivery.drain"
 POST_EVENTS_JOB = "workers.jobs.events_webhook.post_events"
 RESEND_JOB = "workers.jobs.resend.resend_message"
+PUSH_CONFIG_JOB = "workers.jobs.config_push.push_config"
 JOB_NAMES = (
     EXCHANGE_GRANT_JOB,
     COMPLETE_PROVISIONING_JOB,
@@ -43,6 +44,7 @@ JOB_NAMES = (
     DRAIN_JOB,
     POST_EVENTS_JOB,
     RESEND_JOB,
+    PUSH_CONFIG_JOB,
 )
 
 

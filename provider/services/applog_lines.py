@@ -52,3 +52,22 @@ def events_webhook(what: str) -> str:
 def suppression_removed(address: str, where: str) -> str:
     """`where`: "the dashboard" or "the API"; later mail to the address is attempted again."""
     return f"{PREFIX}{address} removed from the suppression list from {where}"
+
+
+def key_rotated(username: str, old_key_ends: str) -> str:
+    """Never the key itself."""
+    return (
+        f"{PREFIX}SMTP/API key rotated, new username={username}; the old key works until "
+        f"{old_key_ends}; CLOUDMAILIN_SMTP_URL is being updated"
+    )
+
+
+def config_pushed() -> str:
+    return f"{PREFIX}CLOUDMAILIN_SMTP_URL updated on the app"
+
+
+def config_push_failed() -> str:
+    return (
+        f"{PREFIX}CLOUDMAILIN_SMTP_URL could not be updated on the app; rotate the key again from "
+        "the dashboard before the old key expires"
+    )

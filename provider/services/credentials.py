@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -88,6 +88,30 @@ def current_pair(settings: Settings, resource: Resource) -> IssuedCredential | N
     if credential is None or credential.key_enc is None:
         return None
     return IssuedCredential(credential.username, box_for(settings).decrypt(credential.key_enc))
+
+
+ROTATION_GRACE = timedelta(hours=24)
+"""How long a rotated-out key keeps working, so a running app can pick up its new config."""
+
+
+def rotate(
+    session: Session,
+    settings: Settings,
+    resource: Resource,
+    *,
+    grace: timedelta = ROTATION_GRACE,
+    now: datetime | None = None,
+) -> IssuedCredential:
+    """Issue a new credential; the old ones keep working for `grace` (their keys are no longer
+    kept: only a repeated provision answer needs them, and that answers the new one)."""
+    now = now or utcnow()
+    for credential in resource.credentials:
+        if credential.revoked_at is None and (
+            credential.expires_at is None or credential.expires_at > now + grace
+        ):
+            credential.expires_at = now + grace
+            credential.key_enc = None
+    return issue_credential(session, settings, resource)
 
 
 def revoke_all(resource: Resource, *, now: datetime | None = None) -> None:
