@@ -20,7 +20,7 @@ from provider.plans import plan_named
 from provider.services import credentials
 from provider.services.partner_requests import OAuthGrant, ProvisionRequest
 from provider.services.provisioning import provision
-from provider.tasks import LOGS_QUEUE, PROVISIONING_QUEUE, redis_connection
+from provider.tasks import LOGS_QUEUE, PROVISIONING_QUEUE, RqJobQueue, redis_connection
 from tests.cli import HerokuCli
 from tests.heroku_side import API_KEY, SeededAddon, seed_addon
 from tests.heroku_standin.faults import inject_fault
@@ -36,7 +36,8 @@ def _provisioned(db_session, settings, seeded: SeededAddon) -> None:
         oauth_grant=OAuthGrant(seeded.grant_code, seeded.grant_expires_at),
         target="https://example.com/incoming",
     )
-    provision(db_session, dataclasses.replace(settings, provisioning_mode="sync"), request)
+    sync = dataclasses.replace(settings, provisioning_mode="sync")
+    provision(db_session, sync, request, RqJobQueue(sync.redis_url))
     assert exchange_grant(seeded.id) == "exchanged"
     db_session.expire_all()
     resource = db_session.get(Resource, seeded.id)
