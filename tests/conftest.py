@@ -28,6 +28,9 @@ from provider.db import session_factory
 from provider.models import Base
 from provider.settings import Settings, load_settings
 
+# Fixtures of a PostgreSQL of a module's own, which its tests may stop (`outage_db`, `pg`).
+pytest_plugins = ["tests.private_postgres"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CORPUS = REPO_ROOT.parent / "shared" / "corpus"
 

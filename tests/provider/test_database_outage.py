@@ -25,28 +25,12 @@ from provider import create_app
 from provider.extensions import db
 from provider.models import OutboundMessage
 from provider.settings import Settings
-from tests.private_postgres import PrivatePostgres, private_postgres
+from tests.private_postgres import PrivatePostgres
 
 from .partner import provision, send
 from .sso_fields import fields
 
 MESSAGE = "CloudMailin cannot reach its database right now; try again in a few seconds"
-
-
-@pytest.fixture(scope="module")
-def outage_db(
-    tmp_path_factory: pytest.TempPathFactory, base_settings: Settings
-) -> Iterator[tuple[PrivatePostgres, Settings]]:
-    with private_postgres(tmp_path_factory.mktemp("outage"), base_settings) as pair:
-        yield pair
-
-
-@pytest.fixture
-def pg(outage_db: tuple[PrivatePostgres, Settings]) -> Iterator[PrivatePostgres]:
-    server = outage_db[0]
-    yield server
-    if not server.running():
-        server.start()
 
 
 @pytest.fixture

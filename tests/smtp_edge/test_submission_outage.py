@@ -21,29 +21,13 @@ from provider.models import OutboundMessage
 from provider.settings import Settings
 from smtp_edge.context import DB_THREADS
 from tests.outbound.conftest import new_account
-from tests.private_postgres import PrivatePostgres, private_postgres
+from tests.private_postgres import PrivatePostgres
 
 from .conftest import EdgeThread
 from .submitting import FROM, SENDING_DOMAIN, Account, queued_id, submission_client
 
 DEADLINE = 60.0
 RAW = f"From: {FROM}\r\nTo: ann@example.com\r\nSubject: Outage\r\n\r\nKept or refused.\r\n".encode()
-
-
-@pytest.fixture(scope="module")
-def outage_db(
-    tmp_path_factory: pytest.TempPathFactory, base_settings: Settings
-) -> Iterator[tuple[PrivatePostgres, Settings]]:
-    with private_postgres(tmp_path_factory.mktemp("submission-outage"), base_settings) as pair:
-        yield pair
-
-
-@pytest.fixture
-def pg(outage_db: tuple[PrivatePostgres, Settings]) -> Iterator[PrivatePostgres]:
-    server = outage_db[0]
-    yield server
-    if not server.running():
-        server.start()
 
 
 @pytest.fixture
