@@ -158,6 +158,15 @@ def insert_claim(session: Session, domain: Domain, label: str) -> None:
         raise DomainTaken(taken_text(domain.name, label)) from None
 
 
+def remove_domain(session: Session, settings: Settings, domain: Domain, label: str) -> None:
+    """Delete an add-on's domain of either kind, with its app log line; commits. The edges (inbound)
+    and the delivery worker's signer (sending) stop using it from the commit on."""
+    session.delete(domain)
+    applog.record(session, settings, domain.resource_id, applog_lines.domain(label, domain.name, "deleted"))
+    log.info("%s deleted domain=%s resource=%s", label, domain.name, domain.resource_id)
+    session.commit()
+
+
 def taken_text(name: str, label: str) -> str:
     return (f"{name} is a{'n' if label[0] in 'aeiou' else ''} {label} of another add-on. A claim that is not "
             f"verified within {UNVERIFIED_CLAIM_LIFETIME.days} days lapses.")

@@ -49,6 +49,7 @@ from .domain_names import (
     new_token,
     normalized_name,
     release_lapsed_claim,
+    remove_domain,
     token_record,
 )
 from .local_parts import InvalidPattern, compiled
@@ -152,10 +153,7 @@ def add_domain(
 def delete_domain(session: Session, settings: Settings, resource_id: str, raw_name: str) -> None:
     """Delete the add-on's inbound domain; the edges refuse its mail from the commit on."""
     domain = resource_domain(session, settings, resource_id, raw_name)
-    session.delete(domain)
-    applog.record(session, settings, resource_id, applog_lines.domain(LABEL, domain.name, "deleted"))
-    log.info("inbound domain deleted domain=%s resource=%s", domain.name, resource_id)
-    session.commit()
+    remove_domain(session, settings, domain, LABEL)
 
 
 def dns_records(settings: Settings, domain: Domain) -> list[DnsRecord]:

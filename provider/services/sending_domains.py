@@ -55,6 +55,7 @@ from .domain_names import (
     new_token,
     normalized_name,
     release_lapsed_claim,
+    remove_domain,
     token_record,
 )
 
@@ -132,10 +133,7 @@ def add_domain(
 def delete_domain(session: Session, settings: Settings, resource_id: str, raw_name: str) -> None:
     """Delete the add-on's sending domain and its key; mail from it is refused from the commit on."""
     domain = resource_domain(session, settings, resource_id, raw_name)
-    session.delete(domain)
-    applog.record(session, settings, resource_id, applog_lines.domain(LABEL, domain.name, "deleted"))
-    log.info("sending domain deleted domain=%s resource=%s", domain.name, resource_id)
-    session.commit()
+    remove_domain(session, settings, domain, LABEL)
 
 
 def public_key(settings: Settings, domain: Domain) -> str:

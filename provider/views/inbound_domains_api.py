@@ -37,7 +37,7 @@ from ..services.local_parts import InvalidPattern
 from ..services.partner_requests import InvalidRequest, json_object
 from . import current_settings
 from .api import ApiError, authenticated, bp
-from .domain_json import check_json, record_json, time_json
+from .domain_json import check_json, domain_json
 from .errors import api_error
 
 FIELDS = ("name", "local_part_regex")
@@ -97,12 +97,5 @@ def verify_inbound_domain(username: str, name: str) -> ResponseReturnValue:
 
 
 def _domain(domain: Domain) -> dict[str, Any]:
-    return {
-        "name": domain.name,
-        "local_part_regex": domain.local_part_regex,
-        "state": "verified" if domain.verified_at else "pending",
-        "verified": domain.verified_at is not None,
-        "verified_at": time_json(domain.verified_at),
-        "created_at": time_json(domain.created_at),
-        "dns_records": [record_json(record) for record in dns_records(current_settings(), domain)],
-    }
+    records = dns_records(current_settings(), domain)
+    return domain_json(domain, records, local_part_regex=domain.local_part_regex)

@@ -34,9 +34,7 @@ from ..services.sending_domains import (
 )
 from . import current_settings
 from .api import ApiError, authenticated, bp
-from .domain_json import check_json as _check
-from .domain_json import record_json as _record
-from .domain_json import time_json as _time
+from .domain_json import check_json, domain_json
 from .errors import api_error
 
 FIELDS = ("name",)
@@ -88,17 +86,10 @@ def verify_sending_domain(username: str, name: str) -> ResponseReturnValue:
     resource = authenticated(username)
     verification = verify_domain(db.session(), current_settings(), resource.id, name)
     body = _domain(verification.domain)
-    body["checks"] = [_check(check) for check in verification.checks]
+    body["checks"] = [check_json(check) for check in verification.checks]
     return body
 
 
 def _domain(domain: Domain) -> dict[str, Any]:
-    return {
-        "name": domain.name,
-        "state": "verified" if domain.verified_at else "pending",
-        "verified": domain.verified_at is not None,
-        "verified_at": _time(domain.verified_at),
-        "created_at": _time(domain.created_at),
-        "dkim_selector": domain.dkim_selector,
-        "dns_records": [_record(record) for record in dns_records(current_settings(), domain)],
-    }
+    records = dns_records(current_settings(), domain)
+    return domain_json(domain, records, dkim_selector=domain.dkim_selector)
