@@ -32,6 +32,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import idna
 from sqlalchemy import and_, select
@@ -129,24 +130,7 @@ def _forward_address_route(
         raise UnknownRecipient()
     row = session.execute(
         select(
-            Address.id,
-            Address.resource_id,
-            Address.target_url,
-            Address.format,
-            Address.signing_secret_enc,
-            Address.size_as_string,
-            Resource.plan,
-            Resource.active.label("active"),
-            Resource.log_input_url_enc.is_not(None).label("log_drain"),
-            Usage.inbound,
-            Address.store_bucket,
-            Address.store_prefix,
-            Address.store_region,
-            Address.store_endpoint_url,
-            Address.store_access_key_id_enc,
-            Address.store_secret_access_key_enc,
-            Address.store_attachments,
-            Address.store_messages,
+            *ROUTE_COLUMNS,
         )
         .join(Resource, Resource.id == Address.resource_id)
         .outerjoin(
@@ -159,6 +143,34 @@ def _forward_address_route(
         raise UnknownRecipient()
     if not row.target_url:
         raise NoTarget()
+    return _address_route(row)
+
+
+ROUTE_COLUMNS = (
+    Address.id,
+    Address.resource_id,
+    Address.target_url,
+    Address.format,
+    Address.signing_secret_enc,
+    Address.size_as_string,
+    Resource.plan,
+    Resource.active.label("active"),
+    Resource.log_input_url_enc.is_not(None).label("log_drain"),
+    Usage.inbound,
+    Address.store_bucket,
+    Address.store_prefix,
+    Address.store_region,
+    Address.store_endpoint_url,
+    Address.store_access_key_id_enc,
+    Address.store_secret_access_key_enc,
+    Address.store_attachments,
+    Address.store_messages,
+)
+"""What a route is made of, for a forward address and a custom domain's address alike."""
+
+
+def _address_route(row: Any) -> Route:
+    """The route of a row of ROUTE_COLUMNS (active, with a target: the callers checked)."""
     plan = _plan(row.plan, row.resource_id)
     return Route(
         key=f"address:{row.id}",
@@ -243,17 +255,8 @@ def custom_domain(
             Domain.name,
             Domain.verified_at,
             Domain.local_part_regex,
-            Address.id,
             Address.local_id,
-            Address.resource_id,
-            Address.target_url,
-            Address.format,
-            Address.signing_secret_enc,
-            Address.size_as_string,
-            Resource.plan,
-            Resource.active.label("active"),
-            Resource.log_input_url_enc.is_not(None).label("log_drain"),
-            Usage.inbound,
+            *ROUTE_COLUMNS,
         )
         .join(Address, Address.id == Domain.address_id)
         .join(Resource, Resource.id == Domain.resource_id)
@@ -269,19 +272,7 @@ def custom_domain(
     row = served[0]
     if not row.target_url:
         raise NoTarget()
-    route = Route(
-        key=f"address:{row.id}",
-        target_url=row.target_url,
-        format=row.format,
-        resource_id=row.resource_id,
-        address_id=row.id,
-        signing_secret_enc=row.signing_secret_enc,
-        size_as_string=row.size_as_string,
-        plan=_plan(row.plan, row.resource_id),
-        inbound_this_month=int(row.inbound or 0),
-        log_drain=bool(row.log_drain),
-    )
-    return DomainRoute(row.name, route, row.local_part_regex, row.local_id)
+    return DomainRoute(row.name, _address_route(row), row.local_part_regex, row.local_id)
 
 
 def _a_labels(domain: str) -> str:

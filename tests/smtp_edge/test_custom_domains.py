@@ -8,6 +8,7 @@ import dataclasses
 import json
 import smtplib
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,17 +18,21 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from dev.services import S3Server
 from provider import create_app
-from provider.models import Resource
+from provider.models import Address, Resource
 from provider.plans import PLANS
 from provider.services.credentials import issue_credential
+from provider.services.stores import StoreConfig, write_config
 from provider.settings import Settings
 from smtp_edge.routes import RouteCache
+from tests.conftest import STORE_BUCKET
 from tests.dnsserver import DnsServer
 from tests.provider.partner import send as partner_send
 from tests.usage_counts import count_inbound
 
 from .conftest import SENDER, Conversation, EdgeThread, Mailbox, Target, history, message, open_transaction
+from .test_stores import with_attachments
 
 NAME = "shop.example"
 UNKNOWN = "550 5.1.1 No such recipient here"
@@ -338,3 +343,24 @@ def test_a_domain_refused_as_claimed_by_nobody_is_served_as_soon_as_a_claim_is_v
     _wait_for(lambda: f"eu.{NAME}" not in _cache(edge)._unserved, "the domain notice")
     assert _rcpt(edge, f"x@eu.{NAME}") == ["250 2.1.5 OK"]
     assert _rcpt(edge, f"x@{NAME}") == [NOT_SERVED]
+
+
+def test_mail_to_a_custom_domain_goes_through_the_addresses_attachment_store(
+    edge: EdgeThread, target: Target, customer: Callable[..., Customer], db_session: Session,
+    settings: Settings, s3_server: S3Server,
+) -> None:
+    """The domain's route is the address's route, store included (it was once built without it)."""
+    me = customer()
+    address = db_session.get(Address, me.box.address_id)
+    assert address is not None
+    write_config(settings, address, StoreConfig(
+        STORE_BUCKET, f"t-{uuid.uuid4().hex[:12]}", "us-east-1", s3_server.endpoint_url,
+        s3_server.access_key_id, s3_server.secret_access_key, attachments=True, messages=False,
+    ))
+    db_session.commit()
+    me.serve(NAME)
+    with smtplib.SMTP("127.0.0.1", edge.mx_port) as client:
+        client.sendmail(SENDER, [f"billing@{NAME}"], with_attachments())
+    (post,) = target.posts_to("/status/201")
+    attachments = json.loads(post.body)["attachments"]
+    assert attachments and all("url" in a and "content" not in a for a in attachments)
