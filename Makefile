@@ -42,7 +42,7 @@ chromium:
 
 venv: $(STAMP)
 
-## Run the whole service (web, smtp, worker) on embedded PostgreSQL and Redis unless DATABASE_URL/REDIS_URL are set.
+## Run the whole service (web, smtp, worker, delivery, demo target and MX) on embedded PostgreSQL, Redis and SeaweedFS unless DATABASE_URL/REDIS_URL are set.
 run: $(STAMP) $(NPM_DEPS) $(ASSETS_STAMP)
 	$(PY) -m dev.run
 

@@ -25,7 +25,7 @@ def test_pytest_refuses_to_run_in_ci_when_the_corpus_is_not_beside_the_checkout(
     clone = tmp_path / "clone"
     clone.mkdir()
     (clone / "tests").mkdir()
-    for name in ("__init__.py", "conftest.py", "test_plans.py"):
+    for name in ("__init__.py", "conftest.py", "private_postgres.py", "test_plans.py"):
         shutil.copy(REPO_ROOT / "tests" / name, clone / "tests" / name)
     shutil.copy(REPO_ROOT / "pyproject.toml", clone / "pyproject.toml")
     assert not (tmp_path / "shared").exists() and CORPUS.is_relative_to(REPO_ROOT.parent)
