@@ -14,7 +14,6 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from provider import create_app
-from provider.extensions import db
 from provider.models import OutboundEvent, OutboundMessage, OutboundRecipient, Suppression
 from provider.models.base import utcnow
 from provider.services.history import Delivery
@@ -24,6 +23,8 @@ from tests.domain_rows import record_delivery
 from ..outbound.conftest import Account, new_account
 from ..provider.sso_fields import fields
 from ..smtp_edge.conftest import dns_server, edge, edge_settings, smtp_data_dir  # noqa: F401  (fixtures)
+from .apps import dispose
+from .browsing import browser, heroku, site, target  # noqa: F401  (fixtures)
 
 
 @dataclass
@@ -90,13 +91,6 @@ def csrf_token(page: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', page)
     assert found is not None, "the page has no CSRF field"
     return found.group(1)
-
-
-def dispose(app: Flask) -> None:
-    """Close the app's pooled connections now rather than when the garbage collector finds it
-    (the embedded PostgreSQL has a small max_connections, shared with the SMTP edge's writers)."""
-    with app.app_context():
-        db.engine.dispose()
 
 
 @pytest.fixture
