@@ -1,16 +1,24 @@
 """Background work as the domain sees it: the queues, the jobs' names, a job, and the queue it is
 handed to (`JobQueue`). No RQ or Redis here: provider/tasks.py holds the RQ implementation
-(`RqJobQueue`) that the processes pass in, so a service states what must run after its commit,
-not how it gets to a worker (DESIGN.md decision 3).
+(`RqJobQueue`), so a service states what must run after its commit, not how it gets to a worker
+(DESIGN.md decision 3).
+
+A service is handed its queue (`provisioning.provision(..., queue)`) or asks `queue_for(settings)`
+for the process's one. That is RQ's unless a process chose another with `use_queue`; RQ's module is
+imported on the first call, not when the domain is imported, so the SMTP edge's and the workers'
+domain imports load no queue library they do not use (tests/test_layering.py checks).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 DEFAULT_QUEUE = "default"
 PROVISIONING_QUEUE = "provisioning"
@@ -64,3 +72,30 @@ class JobQueue(Protocol):
     yet, or for rows that were never committed."""
 
     def enqueue_after_commit(self, session: Session, job: Job) -> None: ...
+
+    def ship_logs_after_commit(self, session: Session, resource_id: str) -> None:
+        """Have the resource's unshipped app log lines shipped once `session` commits (lines are
+        rows the caller wrote in that transaction: services/applog.py)."""
+        ...
+
+
+QueueFactory = Callable[[str], JobQueue]
+"""Makes the `JobQueue` for a Redis URL (the one setting every queue of this project is named by)."""
+_factory: QueueFactory | None = None
+
+
+def use_queue(factory: QueueFactory | None) -> None:
+    """Choose the process's `JobQueue` implementation; None goes back to RQ's."""
+    global _factory
+    _factory = factory
+
+
+def queue_for(settings: Settings) -> JobQueue:
+    """The process's `JobQueue` for `settings` (RQ on `settings.redis_url` unless `use_queue` said
+    otherwise)."""
+    factory = _factory
+    if factory is None:
+        from .tasks import RqJobQueue  # first use: see the module's docstring
+
+        factory = RqJobQueue
+    return factory(settings.redis_url)

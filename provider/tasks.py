@@ -16,6 +16,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from redis import Redis
@@ -42,30 +43,12 @@ from .jobs import (  # noqa: F401  (the domain's side, provider/jobs.py; importa
     Job,
     JobQueue,
 )
+from .redis_pool import REDIS_TIMEOUT, redis_connection  # noqa: F401  (importable from here as before)
 
 if TYPE_CHECKING:
     from .models import OutboundMessage
 
 log = logging.getLogger(__name__)
-
-_connections: dict[str, Redis] = {}
-
-REDIS_TIMEOUT = 1.0
-"""Seconds one call through `redis_connection` may take to connect, send or read. Its callers hand
-work over after a commit (the web's partner calls) or enqueue from jobs, and the sweep finds what
-Redis did not take; a Redis that accepts connections and stops answering cost a provision two of
-redis-py's default 5 s (10 s, against Heroku's 3 s), now two of these."""
-
-
-def redis_connection(redis_url: str) -> Redis:
-    """One connection pool per URL per process."""
-    conn = _connections.get(redis_url)
-    if conn is None:
-        conn = _connections[redis_url] = Redis.from_url(
-            redis_url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
-        )
-    return conn
-
 
 def enqueue_now(redis_url: str, job: Job) -> None:
     queue = Queue(job.queue, connection=redis_connection(redis_url))
@@ -90,6 +73,27 @@ class RqJobQueue:
 
     def enqueue_after_commit(self, session: Session, job: Job) -> None:
         enqueue_after_commit(session, self.redis_url, job)
+
+    def ship_logs_after_commit(self, session: Session, resource_id: str) -> None:
+        from .log_shipping_queue import request_shipping  # it enqueues through this module
+
+        redis_url = self.redis_url
+        on_commit(session, f"applog:{redis_url}", lambda ids: request_shipping(redis_url, *ids), resource_id)
+
+
+def enqueue_once(redis_url: str, mark: str, ttl: timedelta, job: Job, *, value: str = "1") -> bool:
+    """Enqueue `job` unless `mark` is set, and set it for `ttl`; True if enqueued. The job (or
+    whatever it hands the work on to) deletes the mark when done, so a burst of requests is one
+    job; a mark whose job was lost expires. Raises RedisError."""
+    connection = redis_connection(redis_url)
+    if not connection.set(mark, value, nx=True, px=milliseconds(ttl)):
+        return False
+    enqueue_now(redis_url, job)
+    return True
+
+
+def milliseconds(delta: timedelta) -> int:
+    return int(delta.total_seconds() * 1000)
 
 
 def _enqueue_all(redis_url: str, jobs: list[Job]) -> None:
@@ -153,7 +157,7 @@ def _after_soft_rollback(session: Session, previous_transaction: SessionTransact
 
 WAKE_FLAG = "cloudmailin:delivery-wake:"
 """Prefix of one Redis key per delivery queue, set while a delivery job of that queue is waiting."""
-WAKE_SECONDS = 60
+WAKE_TTL = timedelta(seconds=60)
 """A flag whose job was lost (enqueue failed after the SET, a worker died holding it) stops new
 jobs for at most this long; the delivery workers' poller enqueues a drain meanwhile."""
 
@@ -176,11 +180,7 @@ def wake_once(redis_url: str, job: Job) -> bool:
     had already delivered. A waiting job claims every due recipient when it runs, so it is enough
     that one is waiting: each run clears the flags (`clear_wake_flags`) before it claims.
     """
-    connection = redis_connection(redis_url)
-    if not connection.set(wake_flag(job.queue), job.job_id or "drain", nx=True, ex=WAKE_SECONDS):
-        return False
-    enqueue_now(redis_url, job)
-    return True
+    return enqueue_once(redis_url, wake_flag(job.queue), WAKE_TTL, job, value=job.job_id or "drain")
 
 
 def wake_delivery(redis_url: str) -> Callable[[Session, OutboundMessage], None]:

@@ -1,7 +1,7 @@
 """Asking for app log shipping after a history batch commits, off the reply path, bounded.
 
 The lines themselves are committed with their history rows; asking a worker to ship them is a
-Redis round trip (`applog.request_shipping_async`). Awaited inside the history writer, a stalled
+Redis round trip (`log_shipping_queue.request_shipping_async`). Awaited inside the history writer, a stalled
 Redis (SIGSTOP, a failover) held every later batch, so replies waited for a Redis that had
 nothing to do with them, and sessions answered on the record timeout before their rows were
 committed. Here the writer only hands over resource ids; one task at a time asks for all ids
@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
-from provider.services import applog
+from provider import log_shipping_queue
 from provider.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,8 @@ class ShippingRequests:
     async def _request(self, ids: set[str]) -> None:
         try:
             async with asyncio.timeout(REQUEST_DEADLINE):
-                await applog.request_shipping_async(
-                    self._async_client(), self._settings, ids, self._sync_client()
+                await log_shipping_queue.request_shipping_async(
+                    self._async_client(), self._settings.redis_url, ids, self._sync_client()
                 )
         except TimeoutError:
             log.warning("asking for app log shipping of %d resources timed out", len(ids))

@@ -17,11 +17,10 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from ..crypto import box_for
-from ..jobs import PUSH_CONFIG_JOB
+from ..jobs import PROVISIONING_QUEUE, PUSH_CONFIG_JOB, Job, queue_for
 from ..models import Resource
 from ..models.base import utcnow
 from ..settings import Settings
-from ..tasks import PROVISIONING_QUEUE, Job, enqueue_after_commit
 from . import applog, applog_lines, credentials
 
 SHOWN_KEY_CHARS = 4
@@ -84,7 +83,7 @@ def rotate_key(
         session, settings, resource.id,
         applog_lines.key_rotated(pair.username, ends),
     )
-    enqueue_after_commit(
-        session, settings.redis_url, Job(PUSH_CONFIG_JOB, (resource.id,), queue=PROVISIONING_QUEUE)
+    queue_for(settings).enqueue_after_commit(
+        session, Job(PUSH_CONFIG_JOB, (resource.id,), queue=PROVISIONING_QUEUE)
     )
     return pair

@@ -137,7 +137,7 @@ def _create(
     new = insert_new_resource(session, settings, request)
     resource_id = request.uuid
     if request.log_input_url is not None:
-        applog.ship_after_commit(session, settings, resource_id)
+        queue.ship_logs_after_commit(session, resource_id)
     if not settings.sync_provisioning:
         _enqueue(session, queue, COMPLETE_PROVISIONING_JOB, resource_id)
         message = "CloudMailin is being set up; the config vars will appear in a moment."

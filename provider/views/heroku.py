@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 
 from ..crypto import same_secret
 from ..extensions import db
+from ..jobs import queue_for
 from ..plans import UnknownPlan
 from ..services import provisioning
 from ..services.addresses import InvalidAddressSetting
@@ -26,7 +27,6 @@ from ..services.partner_requests import (
     provision_request,
     resource_id,
 )
-from ..tasks import RqJobQueue
 from . import current_settings
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def ping() -> ResponseReturnValue:
 def provision() -> ResponseReturnValue:
     settings = current_settings()
     wanted = provision_request(json_object(request.get_data(cache=False)))
-    answer = provisioning.provision(db.session(), settings, wanted, RqJobQueue(settings.redis_url))
+    answer = provisioning.provision(db.session(), settings, wanted, queue_for(settings))
     if answer.config is None:
         return jsonify(id=answer.resource_id, message=answer.message), 202
     status = 201 if answer.created else 200

@@ -10,7 +10,9 @@ from pathlib import Path
 from rq import Queue
 from sqlalchemy import func, select
 
+from provider import log_shipping_queue
 from provider.crypto import SecretBox
+from provider.jobs import use_queue
 from provider.models import AppLogLine, Resource
 from provider.services import applog, applog_lines
 from provider.tasks import DISPATCH_SHIPPING_JOB, LOGS_QUEUE, SHIP_LOGS_JOB, redis_connection
@@ -88,12 +90,12 @@ def test_a_request_arriving_while_the_dispatch_ends_is_not_lost(settings, db_ses
     db_session.commit()
     # The dispatch took everything and found the set empty, then this request came in before it
     # released its mark: the request saw the mark and enqueued nothing.
-    assert applog.take_pending(settings, 10) == [RID]
-    redis.sadd(applog.PENDING_KEY, RID)
-    assert applog.end_dispatch(settings) is True  # it looks again and keeps serving
-    assert applog.take_pending(settings, 10) == [RID]
-    assert applog.end_dispatch(settings) is False
-    assert not redis.exists(applog.DISPATCH_MARK_KEY)
+    assert log_shipping_queue.take_pending(settings.redis_url, 10) == [RID]
+    redis.sadd(log_shipping_queue.PENDING_KEY, RID)
+    assert log_shipping_queue.end_dispatch(settings.redis_url) is True  # it looks again and keeps serving
+    assert log_shipping_queue.take_pending(settings.redis_url, 10) == [RID]
+    assert log_shipping_queue.end_dispatch(settings.redis_url) is False
+    assert not redis.exists(log_shipping_queue.DISPATCH_MARK_KEY)
 
 
 def test_a_rolled_back_event_leaves_no_line_and_no_job(settings, db_session):
@@ -103,7 +105,7 @@ def test_a_rolled_back_event_leaves_no_line_and_no_job(settings, db_session):
     db_session.commit()
     assert _jobs(settings) == []
     assert _lines(db_session) == 0
-    assert not redis_connection(settings.redis_url).exists(applog.DISPATCH_MARK_KEY)
+    assert not redis_connection(settings.redis_url).exists(log_shipping_queue.DISPATCH_MARK_KEY)
 
 
 def test_a_rolled_back_savepoint_keeps_the_lines_committed_before_it(settings, db_session):
@@ -141,7 +143,7 @@ def test_a_new_job_is_enqueued_once_the_previous_one_cleared_its_mark(settings, 
     applog.record(db_session, settings, RID, "cloudmailin: first")
     db_session.commit()
     dispatch(settings)
-    applog.clear_mark(settings, RID)
+    log_shipping_queue.clear_mark(settings.redis_url, RID)
     applog.record(db_session, settings, RID, "cloudmailin: second")
     db_session.commit()
     dispatch(settings)
@@ -162,3 +164,39 @@ def test_app_log_lines_are_spelled_only_in_applog_lines():
                 if isinstance(node, ast.Constant) and str(node.value).startswith(applog_lines.PREFIX):
                     written.append(f"{path.relative_to(root)}:{node.lineno}")
     assert written == []
+
+
+@dataclasses.dataclass
+class _RecordingQueue:
+    """A `JobQueue` of the test's own: what a service hands over, in order."""
+
+    redis_url: str
+    handed: list[tuple[str, object]] = dataclasses.field(default_factory=list)
+
+    def enqueue_after_commit(self, session, job):
+        self.handed.append(("job", job.func))
+
+    def ship_logs_after_commit(self, session, resource_id):
+        self.handed.append(("ship", resource_id))
+
+
+def test_services_reach_the_queue_only_through_the_process_job_queue(settings, db_session):
+    """A process that chooses another `JobQueue` (provider/jobs.py `use_queue`) gets every request
+    for shipping; RQ sees nothing."""
+    made: list[_RecordingQueue] = []
+
+    def make(redis_url):
+        made.append(_RecordingQueue(redis_url))
+        return made[-1]
+
+    use_queue(make)
+    try:
+        _resource(db_session, settings)
+        applog.record(db_session, settings, RID, "cloudmailin: through the seam")
+        db_session.commit()
+    finally:
+        use_queue(None)
+    assert [q.handed for q in made] == [[("ship", RID)]]
+    assert made[0].redis_url == settings.redis_url
+    assert _jobs(settings) == []
+    assert _lines(db_session) == 1

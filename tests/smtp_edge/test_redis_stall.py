@@ -21,10 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dev.services import start_redis
+from provider import log_shipping_queue
 from provider.crypto import SecretBox
 from provider.db import session_factory
 from provider.models import InboundMessage, Resource
-from provider.services import applog
 from provider.settings import Settings
 
 from .conftest import SENDER, EdgeThread, Mailbox, message
@@ -97,11 +97,11 @@ def test_replies_and_their_rows_do_not_wait_for_a_stalled_redis(
             assert outcomes == [(250, True)] * SESSIONS
         finally:
             os.kill(redis_process.pid, signal.SIGCONT)
-        redis.delete(applog.PENDING_KEY)
+        redis.delete(log_shipping_queue.PENDING_KEY)
         assert deliver(edge.mx_port, box.address, "after the stall")[0] == 250
         # Asking for shipping works again once Redis does.
         deadline = time.monotonic() + DEADLINE
-        while not redis.sismember(applog.PENDING_KEY, box.resource_id):
+        while not redis.sismember(log_shipping_queue.PENDING_KEY, box.resource_id):
             assert time.monotonic() < deadline, "shipping was never asked for after the stall"
             time.sleep(0.05)
     finally:

@@ -14,6 +14,7 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import select
 
+from provider import log_shipping_queue
 from provider.heroku_platform import USER_AGENT
 from provider.models import AppLogLine
 from provider.models.resource import PROVISIONED
@@ -77,7 +78,7 @@ def test_lines_arrive_in_the_apps_log_as_logplex_frames(heroku, db_session, prov
     )
     assert first["user_agent"] == USER_AGENT
     assert all(line.shipped_at is not None for line in _lines(db_session, provisioned.id))
-    assert not redis_connection(settings.redis_url).exists(applog.mark_key(provisioned.id))
+    assert not redis_connection(settings.redis_url).exists(log_shipping_queue.mark_key(provisioned.id))
 
 
 def test_shipped_lines_are_not_sent_again(heroku, db_session, provisioned):

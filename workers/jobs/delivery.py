@@ -88,7 +88,7 @@ def _run(first: uuid.UUID | None) -> dict[str, Any]:
     try:
         clear_wake_flags(redis_connection(redis_url))
     except Exception:
-        # The flags expire by themselves (WAKE_SECONDS); until then the poller wakes runs.
+        # The flags expire by themselves (WAKE_TTL); until then the poller wakes runs.
         log.warning("could not clear the delivery wake flags", exc_info=True)
     report = rt.loop.run_until_complete(
         rt.engine.run(first, budget=JOB_BUDGET, more_due=lambda: _wake_drain(redis_url))

@@ -24,7 +24,6 @@ from datetime import timedelta
 
 import requests
 from redis import RedisError
-from rq import Queue
 from sqlalchemy.orm import Session
 
 from provider.inbound.signature import HEADER, sign
@@ -36,7 +35,8 @@ from provider.services.events_webhook import (
     webhook_url,
 )
 from provider.settings import Settings
-from provider.tasks import DEFAULT_QUEUE, POST_EVENTS_JOB, redis_connection
+from provider.tasks import DEFAULT_QUEUE, POST_EVENTS_JOB, Job, enqueue_once, redis_connection
+from provider.tasks import milliseconds as _ms
 from workers.context import job_session, job_settings
 from workers.jobs.logs import Drain
 from workers.retry import Backoff, schedule
@@ -61,18 +61,11 @@ def mark_key(resource_id: str) -> str:
 def enqueue_posting(settings: Settings, resource_id: str) -> bool:
     """Enqueue the resource's job unless one (or its retry) is pending; never raises."""
     try:
-        redis = redis_connection(settings.redis_url)
-        if not redis.set(mark_key(resource_id), "1", nx=True, px=_ms(MARK_TTL)):
-            return False
-        Queue(DEFAULT_QUEUE, connection=redis).enqueue(POST_EVENTS_JOB, resource_id)
-        return True
+        return enqueue_once(settings.redis_url, mark_key(resource_id), MARK_TTL,
+                            Job(POST_EVENTS_JOB, (resource_id,), queue=DEFAULT_QUEUE))
     except RedisError:
         log.warning("could not enqueue the events webhook job of resource %s", resource_id, exc_info=True)
         return False
-
-
-def _ms(delta: timedelta) -> int:
-    return int(delta.total_seconds() * 1000)
 
 
 class EndpointFailed(Exception):

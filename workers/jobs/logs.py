@@ -19,7 +19,7 @@ import requests
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
-from provider import logplex
+from provider import log_shipping_queue, logplex
 from provider.heroku_platform import (
     PermanentPlatformError,
     TemporaryPlatformError,
@@ -152,36 +152,36 @@ def ship_logs(resource_id: str, attempt: int = 0, started: str | None = None) ->
     with job_session(settings) as session:
         outcome = ship_pending(session, settings, resource_id)
         if outcome.failure is None:
-            applog.clear_mark(settings, resource_id)
+            log_shipping_queue.clear_mark(settings.redis_url, resource_id)
             # A line committed while this job ran saw the mark and enqueued nothing.
             if _has_unshipped(session, resource_id):
-                applog.enqueue_shipping(settings, resource_id)
+                log_shipping_queue.enqueue_shipping(settings.redis_url, resource_id)
             return f"shipped {outcome.shipped}, dropped {outcome.dropped}"
         delay = LOG_BACKOFF.delay(attempt, outcome.failure.retry_after)
         if delay is not None:
-            applog.hold_mark(settings, resource_id, delay)
+            log_shipping_queue.hold_mark(settings.redis_url, resource_id, delay)
             schedule(settings, LOGS_QUEUE, SHIP_LOGS_JOB,
                      (resource_id, attempt + 1, chain_started.isoformat()), delay)
             return f"shipped {outcome.shipped}; retrying in {delay.total_seconds():.0f}s: {outcome.failure}"
         dropped = drop_unshipped(session, resource_id, chain_started)
         log.warning("log drain of resource %s kept failing after %d attempts, dropped %d lines: %s",
                     resource_id, attempt + 1, dropped, outcome.failure)
-        applog.clear_mark(settings, resource_id)
+        log_shipping_queue.clear_mark(settings.redis_url, resource_id)
         if _has_unshipped(session, resource_id):
-            applog.enqueue_shipping(settings, resource_id)
+            log_shipping_queue.enqueue_shipping(settings.redis_url, resource_id)
         return f"gave up, dropped {dropped}"
 
 
 def dispatch_shipping() -> str:
-    """The job `applog.request_shipping` enqueues: one per burst of requests, for all resources.
+    """The job `log_shipping_queue.request_shipping` enqueues: one per burst of requests, for all resources.
     It drains the set of resource ids that asked, enqueueing a shipping job for each that has
     none pending, until the set stays empty."""
     settings = job_settings()
     asked = enqueued = 0
     while True:
-        ids = applog.take_pending(settings, DISPATCH_BATCH)
+        ids = log_shipping_queue.take_pending(settings.redis_url, DISPATCH_BATCH)
         if ids:
             asked += len(ids)
-            enqueued += sum(applog.enqueue_shipping(settings, resource_id) for resource_id in ids)
-        elif not applog.end_dispatch(settings):
+            enqueued += sum(log_shipping_queue.enqueue_shipping(settings.redis_url, rid) for rid in ids)
+        elif not log_shipping_queue.end_dispatch(settings.redis_url):
             return f"{asked} resources asked, {enqueued} shipping jobs enqueued"

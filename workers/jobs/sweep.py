@@ -31,11 +31,12 @@ from rq.job import Job
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from provider import log_shipping_queue
 from provider.jobs import RESEND_JOB
 from provider.models import AppLogLine, InboundMessage, Resource
 from provider.models.inbound_message import RESEND_QUEUED
 from provider.models.resource import DEPROVISIONED, PROVISIONED, PROVISIONING
-from provider.services import applog, events_webhook
+from provider.services import events_webhook
 from provider.services.provisioning import purge_deprovisioned
 from provider.services.retention import purge_expired_history
 from provider.settings import Settings
@@ -218,7 +219,7 @@ def sweep_once(
         provisioning.enqueue(EXCHANGE_GRANT_JOB, resource_id)
     for resource_id in deprovisions:
         provisioning.enqueue(DEPROVISION_ACTION_JOB, resource_id)
-    shipping = sum(applog.enqueue_shipping(settings, resource_id) for resource_id in stale)
+    shipping = sum(log_shipping_queue.enqueue_shipping(settings.redis_url, rid) for rid in stale)
     unwanted_events = events_webhook.clear_unwanted(session)
     webhooks = sum(
         enqueue_posting(settings, resource_id)
