@@ -199,6 +199,9 @@ def domain_show(kind: str, name: str) -> ResponseReturnValue:
 @bp.post(f"/dashboard/domains/{KIND_PATH}/verify")
 def domain_verify(kind: str, name: str) -> ResponseReturnValue:
     of_kind = KINDS[kind]
+    shown = _shown(of_kind, _found(of_kind, name))
+    if not shown.records:  # nothing to look up (a sending domain without a key, see _sending_records)
+        return render_template("dashboard/domains_domain.html", domain=shown, verification=None)
     try:
         verification = of_kind.verify(db.session(), current_settings(), g.resource.id, name)
     except of_kind.unknown as exc:

@@ -22,6 +22,7 @@ from provider.settings import Settings
 from tests.dnsserver import DnsServer
 
 from .conftest import Shop, csrf_token
+from .test_security import INLINE_HANDLER, INLINE_SCRIPT
 
 KINDS = {INBOUND: inbound_domains, SENDING: sending_domains}
 
@@ -304,3 +305,32 @@ def test_another_add_on_s_domains_are_not_found_and_not_listed(
 def test_without_an_sso_session_the_page_and_its_forms_are_refused(client: FlaskClient, shop: Shop) -> None:
     assert client.get("/dashboard/domains").status_code == 403
     assert client.post("/dashboard/domains/sending", data={"name": "news.shop.example"}).status_code == 403
+
+
+def test_a_sending_domain_row_without_a_key_is_listed_and_verifying_it_looks_nothing_up(
+    signed_in: FlaskClient, zone: DnsServer
+) -> None:
+    # The fixture's shop.example is written straight to the table, without a DKIM key.
+    page = text_of(signed_in, "/dashboard/domains/sending/shop.example")
+    assert "has no DKIM key" in page and "Verify now" not in page
+    response = signed_in.post("/dashboard/domains/sending/shop.example/verify",
+                              data={"csrf_token": token(signed_in)})
+    assert response.status_code == 200 and 'id="checks"' not in response.get_data(as_text=True)
+    assert zone.queries == []
+
+
+def test_every_domains_page_has_the_csp_and_no_inline_script_or_style(
+    signed_in: FlaskClient,
+) -> None:
+    added(signed_in, INBOUND, "mail.shop.example")
+    pages = [signed_in.get(path) for path in (
+        "/dashboard/domains", "/dashboard/domains/inbound/mail.shop.example",
+        "/dashboard/domains/inbound/mail.shop.example/delete")]
+    pages.append(signed_in.post("/dashboard/domains/inbound/mail.shop.example/verify",
+                                data={"csrf_token": token(signed_in)}))
+    pages.append(add(signed_in, SENDING, "localhost"))
+    for response in pages:
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+        page = response.get_data(as_text=True)
+        assert not INLINE_SCRIPT.search(page) and not INLINE_HANDLER.search(page)
+        assert " style=" not in page
