@@ -6,9 +6,6 @@ laptop and phone width, axe on every state, no console error."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
-
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session
@@ -18,20 +15,9 @@ from tests.dnsserver import DnsServer
 from tests.heroku_standin import RunningStandin
 
 from .browsing import provisioned, serious_violations, shoot, sign_in_through_heroku
+from .domain_zone import settings_on_zone, zone_server  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def zone() -> Iterator[DnsServer]:
-    with DnsServer({}) as server:
-        yield server
-
-
-@pytest.fixture
-def settings(settings: Settings, zone: DnsServer) -> Settings:
-    """The web app (`site`) resolves the domains' records through the test DNS server."""
-    return dataclasses.replace(settings, dns_nameservers=zone.nameservers)
 
 
 def records_on(page: Page) -> dict[str, dict[str, list[str]]]:

@@ -4,10 +4,8 @@ field, CSRF on every form, another add-on's domains out of reach, an app log lin
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import re
-from collections.abc import Iterator
 
 import pytest
 from flask.testing import FlaskClient
@@ -22,20 +20,10 @@ from provider.settings import Settings
 from tests.dnsserver import DnsServer
 
 from .conftest import Shop, csrf_token
+from .domain_zone import settings_on_zone, zone_server  # noqa: F401  (fixtures)
 from .test_security import INLINE_HANDLER, INLINE_SCRIPT
 
 KINDS = {INBOUND: inbound_domains, SENDING: sending_domains}
-
-
-@pytest.fixture
-def zone() -> Iterator[DnsServer]:
-    with DnsServer({}) as server:
-        yield server
-
-
-@pytest.fixture
-def settings(settings: Settings, zone: DnsServer) -> Settings:
-    return dataclasses.replace(settings, dns_nameservers=zone.nameservers)
 
 
 @pytest.fixture
