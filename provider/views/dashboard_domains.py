@@ -64,7 +64,7 @@ class SendingDomainForm(FlaskForm):
 
 
 class ConfirmForm(FlaskForm):
-    submit = SubmitField("Delete")
+    """The delete step: a button and the CSRF token, nothing else."""
 
 
 def _sending_records(settings: Settings, domain: Domain) -> list[DnsRecord]:
