@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(addresses_api.bp)
 
     from .views import dashboard, dashboard_assets, dashboard_guard, heroku, sso
+    from .views import dashboard_domains as dashboard_domains  # adds its routes to dashboard.bp; own line
     from .views import dashboard_history as dashboard_history  # adds its routes to dashboard.bp; own line
 
     dashboard_guard.init_app(app)
