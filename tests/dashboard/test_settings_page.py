@@ -10,6 +10,7 @@ import json
 import re
 import socket
 import time
+from collections.abc import Callable
 
 import pytest
 from flask.testing import FlaskClient
@@ -135,28 +136,24 @@ def test_sending_the_masked_target_back_keeps_its_password(
     assert (saved.target_url, saved.format) == ("https://user:hunter2@app.example/mail", "multipart")
 
 
-def test_a_target_the_api_refuses_is_shown_beside_the_field_with_the_api_s_words(
-    signed_in: FlaskClient, db_session: Session, shop: Shop
+@pytest.mark.parametrize(("sent", "field", "error"), [
+    ({"target": "ftp://app.example/x", "format": "json"}, "target",
+     "The target must be an absolute http:// or https:// URL."),
+    ({"target": "https://app.example/mail", "format": "xml"}, "format",
+     "Unknown format 'xml'; choose json, multipart, raw or raw_json."),
+])
+def test_a_setting_the_api_refuses_is_shown_beside_its_field_with_the_api_s_words(
+    signed_in: FlaskClient, db_session: Session, shop: Shop, sent: dict[str, str], field: str, error: str
 ) -> None:
     address = address_of(db_session, shop)
-    status, page = post(signed_in, f"{PAGE}/{address.id}/delivery",
-                        {"target": "ftp://app.example/x", "format": "json"})
+    status, page = post(signed_in, f"{PAGE}/{address.id}/delivery", sent)
     assert status == 422
-    assert field_error(page, f"delivery-{address.id}-target") == \
-        "The target must be an absolute http:// or https:// URL."
-    assert 'value="ftp://app.example/x"' in page  # what was typed comes back
-    assert address_of(db_session, shop).target_url == "https://app.example/mail"
+    assert field_error(page, f"delivery-{address.id}-{field}") == error
+    if field == "target":
+        assert 'value="ftp://app.example/x"' in page  # what was typed comes back
+    saved = address_of(db_session, shop)
+    assert (saved.target_url, saved.format) == ("https://app.example/mail", "json")
     assert log_lines(db_session, shop) == []
-
-
-def test_an_unknown_format_is_shown_beside_the_format_field(
-    signed_in: FlaskClient, db_session: Session, shop: Shop
-) -> None:
-    address = address_of(db_session, shop)
-    status, page = post(signed_in, f"{PAGE}/{address.id}/delivery",
-                        {"target": "https://app.example/mail", "format": "xml"})
-    assert status == 422
-    assert field_error(page, f"delivery-{address.id}-format").startswith("Unknown format 'xml'; choose json")
 
 
 def action_paths(address_id: int) -> list[str]:
@@ -241,44 +238,32 @@ def test_a_target_s_4xx_is_shown_as_the_permanent_refusal_the_edge_would_answer(
     assert "second line is not shown" in result  # the body, as the target sent it
 
 
-def test_a_target_s_5xx_is_shown_as_the_temporary_failure_the_edge_would_answer(
-    signed_in: FlaskClient, db_session: Session, shop: Shop, target: Target
+@pytest.mark.parametrize(("where", "shown"), [
+    # A 5xx: the temporary failure the edge would answer (the sender retries).
+    (lambda target: target.url("/status/503"),
+     ["HTTP 503", "deferred", "450 4.0.0 Target failed (HTTP 503); try again later"]),
+    # Nothing listens: a clear message, not an error page.
+    (lambda target: f"http://127.0.0.1:{closed_port()}/mail",
+     ["The target could not be reached (connection refused).",
+      "450 4.4.1 Target unreachable (connection refused); try again later"]),
+    # TLS towards the fixture, which speaks plain HTTP only.
+    (lambda target: f"https://127.0.0.1:{target.port}/status/201",
+     ["The TLS handshake with the target failed", "Target unreachable (TLS error)"]),
+    # A redirect: where it leads, not followed.
+    (lambda target: target.url("/redirect?to=/status/201&code=307"),
+     ["HTTP 307", "The target redirected to /status/201."]),
+], ids=["5xx", "unreachable", "tls", "redirect"])
+def test_a_target_that_does_not_accept_the_test_is_shown_with_what_the_edge_would_answer(
+    signed_in: FlaskClient, db_session: Session, shop: Shop, target: Target,
+    where: Callable[[Target], str], shown: list[str],
 ) -> None:
-    address = set_target(db_session, shop, target.url("/status/503"))
-    _, fragment = post(signed_in, f"{PAGE}/{address.id}/test", htmx=True)
-    assert "HTTP 503" in fragment and "deferred" in fragment
-    assert "450 4.0.0 Target failed (HTTP 503); try again later" in fragment
-
-
-def test_an_unreachable_target_gets_a_clear_message_not_an_error_page(
-    signed_in: FlaskClient, db_session: Session, shop: Shop
-) -> None:
-    address = set_target(db_session, shop, f"http://127.0.0.1:{closed_port()}/mail")
+    address = set_target(db_session, shop, where(target))
     status, fragment = post(signed_in, f"{PAGE}/{address.id}/test", htmx=True)
     assert status == 200
-    assert "The target could not be reached (connection refused)." in fragment
-    assert "450 4.4.1 Target unreachable (connection refused); try again later" in fragment
-    assert "unreachable" in log_lines(db_session, shop)[0]
-
-
-def test_a_tls_failure_is_named_as_such(
-    signed_in: FlaskClient, db_session: Session, shop: Shop, target: Target
-) -> None:
-    # The target fixture speaks plain HTTP only.
-    address = set_target(db_session, shop, f"https://127.0.0.1:{target.port}/status/201")
-    status, fragment = post(signed_in, f"{PAGE}/{address.id}/test", htmx=True)
-    assert status == 200
-    assert "The TLS handshake with the target failed" in fragment
-    assert "Target unreachable (TLS error)" in fragment
-
-
-def test_a_redirect_is_shown_with_where_it_leads(
-    signed_in: FlaskClient, db_session: Session, shop: Shop, target: Target
-) -> None:
-    address = set_target(db_session, shop, target.url("/redirect?to=/status/201&code=307"))
-    _, fragment = post(signed_in, f"{PAGE}/{address.id}/test", htmx=True)
-    assert "HTTP 307" in fragment and "The target redirected to /status/201." in fragment
+    for text in shown:
+        assert text in fragment
     assert target.posts_to("/status/201") == []
+    assert "test message sent from the dashboard" in log_lines(db_session, shop)[0]
 
 
 def test_a_target_slower_than_the_timeout_is_told_as_a_timeout(
@@ -382,25 +367,19 @@ def test_saving_a_store_test_writes_it_and_never_shows_its_secret(
     assert "Store removed" in page_text(signed_in)
 
 
-def test_a_store_field_the_api_refuses_is_shown_beside_it(
+def test_a_refused_store_is_explained_beside_its_field_or_in_the_store_s_own_words(
     signed_in: FlaskClient, db_session: Session, shop: Shop, s3_server: S3Server
 ) -> None:
     address = address_of(db_session, shop)
-    status, page = post(signed_in, f"{PAGE}/{address.id}/store",
-                        store_form(s3_server, "p", bucket="Not_A_Bucket"))
+    path = f"{PAGE}/{address.id}/store"
+    status, page = post(signed_in, path, store_form(s3_server, "p", bucket="Not_A_Bucket"))
     assert status == 422
-    assert field_error(page, f"store-{address.id}-bucket").startswith(
-        "store.bucket must be an S3 bucket name")
+    bucket_error = field_error(page, f"store-{address.id}-bucket")
+    assert bucket_error.startswith("store.bucket must be an S3 bucket name")
     assert s3_server.secret_access_key not in page  # a typed secret is not sent back either
-    assert address_of(db_session, shop).store_bucket is None
 
-
-def test_a_failed_test_write_shows_the_store_s_own_words(
-    signed_in: FlaskClient, db_session: Session, shop: Shop, s3_server: S3Server
-) -> None:
-    address = address_of(db_session, shop)
-    status, page = post(signed_in, f"{PAGE}/{address.id}/store",
-                        store_form(s3_server, "p", secret_access_key="wrong-secret"))
+    # The test write fails: the store's answer belongs to no one field.
+    status, page = post(signed_in, path, store_form(s3_server, "p", secret_access_key="wrong-secret"))
     assert status == 422
     alert = re.search(rf'<article id="store-{address.id}">.*?<p class="error" role="alert">(.*?)</p>',
                       page, re.S)
