@@ -79,4 +79,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .views import dashboard_account as dashboard_account  # own line: merges beside other pages
 
     app.register_blueprint(dashboard_account.bp)
+    from .views import dashboard_settings as dashboard_settings  # own line: merges beside other pages
+
+    app.register_blueprint(dashboard_settings.bp)
     return app

@@ -43,13 +43,14 @@ from provider.plans import LARGEST_MESSAGE_BYTES
 from provider.services import applog_lines
 from provider.services.history import Delivery
 from provider.services.routing import BOUNCES, Route
+from provider.services.target_answers import smtp_answer
 from provider.services.usage import quota_reached
 
 from .bounces import take_bounce
 from .context import EdgeContext, Recording
 from .handlers import BaseHandler
 from .payloads import PreparedPost, prepare_post
-from .replies import POSTMASTER_OK, RCPT_OK, accepted, error_for
+from .replies import POSTMASTER_OK, RCPT_OK, error_for
 from .stores import StoreUploads
 from .transaction import SessionFacts, SpfResult, Transaction, post_envelope, spf_verdict
 
@@ -253,9 +254,7 @@ class MxHandler(BaseHandler):
         result = await self.context.poster.post(
             route.target_url, post.content_type, post.body, post.signature, post.delivery_id
         )
-        reply = (
-            accepted(result.http_status or 200) if result.error is None else result.error.smtp_reply
-        )
+        reply = smtp_answer(result.http_status, result.error)
         await self._record(
             message,
             result.status,

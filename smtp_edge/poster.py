@@ -1,4 +1,5 @@
-"""The POST to the app's target and the target's verdict (spec/inbound.md, the status table).
+"""The POST to the app's target; the target's verdict is `services.target_answers.verdict`
+(spec/inbound.md, the status table), which the dashboard's test message applies too.
 
 One aiohttp ClientSession per process, so connections to a target are pooled across SMTP
 sessions. The POST is made once: the service never retries it (the sending MTA does, after a
@@ -13,9 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import re
 import time
-import unicodedata
 from dataclasses import dataclass
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
@@ -24,8 +23,6 @@ from yarl import URL
 
 from provider.errors import (
     DomainError,
-    TargetFailed,
-    TargetRejected,
     TargetTimeout,
     TargetUnreachable,
     TooManyRedirects,
@@ -34,16 +31,9 @@ from provider.inbound.delivery_id import HEADER as DELIVERY_ID_HEADER
 from provider.inbound.signature import HEADER as SIGNATURE_HEADER
 from provider.models.inbound_message import CLIENT_TIMEOUT, UNREACHABLE
 from provider.services.history import RESPONSE_BODY_LIMIT
+from provider.services.target_answers import MAX_REDIRECTS, REDIRECTS, USER_AGENT, decode_body, verdict
 
 log = logging.getLogger(__name__)
-
-USER_AGENT = "CloudMailin Server"
-REDIRECTS = frozenset({301, 302, 303, 307, 308})
-MAX_REDIRECTS = 3
-REASON_LIMIT = 400
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
-_NOT_ASCII = re.compile(r"[^\x20-\x7e]")
-_SPACES = re.compile(r"\s{2,}")
 
 
 @dataclass(frozen=True)
@@ -77,28 +67,6 @@ def split_credentials(url: str) -> _Target:
     password = unquote(parts.password or "")
     token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
     return _Target(urlunsplit(parts._replace(netloc=hostport)), f"Basic {token}", origin)
-
-
-def decode_body(body: bytes, charset: str | None) -> str:
-    """The target's body as text, in its declared charset when Python knows it as a text encoding;
-    otherwise (x-bogus, base64, a codec that fails on its input) as UTF-8. Never raises."""
-    if charset:
-        try:
-            return body.decode(charset, "replace")
-        except (LookupError, UnicodeError, ValueError, TypeError):
-            pass
-    return body.decode("utf-8", "replace")
-
-
-def sanitize_reason(body: bytes, charset: str | None) -> str:
-    """The first line of a text/plain refusal, safe inside an SMTP reply (printable ASCII)."""
-    text = decode_body(body, charset)
-    first = re.split(r"[\r\n]", text, maxsplit=1)[0]
-    # Accented letters keep their base letter (é -> e); other non-ASCII becomes "?".
-    first = "".join(c for c in unicodedata.normalize("NFKD", first) if not unicodedata.combining(c))
-    first = _CONTROL.sub(" ", first)
-    first = _NOT_ASCII.sub("?", first)
-    return _SPACES.sub(" ", first).strip()[:REASON_LIMIT].rstrip()
 
 
 class TargetPoster:
@@ -159,17 +127,11 @@ class TargetPoster:
                         return str(code), TooManyRedirects(code, MAX_REDIRECTS), None
                     target = self._redirect(first, target, location)
                     continue
-                if 200 <= code < 300:
-                    await _read_prefix(response)  # lets the connection go back to the pool
+                raw = await _read_prefix(response)  # also lets the connection go back to the pool
+                error = verdict(code, response.content_type, response.charset, raw)
+                if error is None:
                     return str(code), None, None
-                raw = await _read_prefix(response)
-                excerpt = decode_body(raw, response.charset)
-                if 400 <= code < 500:
-                    reason = ""
-                    if response.content_type == "text/plain":
-                        reason = sanitize_reason(raw, response.charset)
-                    return str(code), TargetRejected(code, reason), excerpt
-                return str(code), TargetFailed(code), excerpt
+                return str(code), error, decode_body(raw, response.charset)
         raise AssertionError("unreachable: the loop returns on its last pass")
 
     @staticmethod

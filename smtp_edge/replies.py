@@ -8,6 +8,7 @@ import uuid
 from provider.db import database_unavailable
 from provider.errors import DatabaseUnavailable, DomainError, TemporaryError, UnprocessableMessage
 from provider.inbound import MessageTooComplex
+from provider.services.target_answers import accepted_reply
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ def queued(message_id: uuid.UUID) -> str:
 
 
 def accepted(http_status: int) -> str:
-    return f"250 2.0.0 Message accepted by the target (HTTP {http_status})"
+    return accepted_reply(http_status)  # the rule is shared with the dashboard's test message
 
 
 def error_for(exc: BaseException) -> DomainError:

@@ -71,3 +71,13 @@ def config_push_failed() -> str:
         f"{PREFIX}CLOUDMAILIN_SMTP_URL could not be updated on the app; rotate the key again from "
         "the dashboard before the old key expires"
     )
+
+
+def signing_secret_rotated(local_id: str) -> str:
+    """Never the secret; POSTs signed with the old one fail verification from now on."""
+    return f"{PREFIX}address {local_id} signing secret rotated; the old secret no longer signs POSTs"
+
+
+def test_message(local_id: str, status: str, target_ms: int) -> str:
+    """`status`: the target's HTTP code, or client_timeout / unreachable (as in the history)."""
+    return f"{PREFIX}address {local_id} test message sent from the dashboard status={status} in {target_ms}ms"

@@ -24,7 +24,7 @@ from ..errors import DatabaseUnavailable
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
-BROWSER_BLUEPRINTS = frozenset({"sso", "dashboard", "dashboard_account"})
+BROWSER_BLUEPRINTS = frozenset({"sso", "dashboard", "dashboard_account", "dashboard_settings"})
 RETRY_AFTER_SECONDS = 5
 """What a 503 asks the caller to wait: PostgreSQL restarts and fail-overs take seconds."""
 MAX_URL_LENGTH = 4000

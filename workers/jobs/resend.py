@@ -33,10 +33,11 @@ from provider.services.addresses import display_target
 from provider.services.history import RESPONSE_BODY_LIMIT, storable_text
 from provider.services.routing import Route, address_route
 from provider.services.stores import s3_client, store_error_text
+from provider.services.target_answers import smtp_answer
 from provider.settings import Settings
 from smtp_edge.payloads import PreparedPost, prepare_post
 from smtp_edge.poster import PostResult, TargetPoster
-from smtp_edge.replies import accepted, error_for
+from smtp_edge.replies import error_for
 from smtp_edge.spf import spf_domain
 from smtp_edge.stores import StoreUploads
 from workers.context import job_session, job_settings
@@ -88,7 +89,7 @@ def _resend(session: Session, settings: Settings, row: InboundMessage) -> None:
     row.http_status = result.http_status
     row.response_body = storable_text((result.response_body or "")[:RESPONSE_BODY_LIMIT]) or None
     row.target_ms = result.target_ms
-    row.smtp_reply = accepted(result.http_status or 200) if result.error is None else result.error.smtp_reply
+    row.smtp_reply = smtp_answer(result.http_status, result.error)
     row.target_url = display_target(route.target_url)
     row.message_id = storable_text(post.message_id)
     row.subject = storable_text(post.subject)
