@@ -19,7 +19,8 @@ from provider.views.dashboard_guard import SESSION_LIFETIME
 
 from .conftest import Shop, csrf_token, dispose, sign_in
 
-PAGES = ("/dashboard", "/dashboard/inbound", "/dashboard/outbound", "/dashboard/suppressions")
+PAGES = ("/dashboard", "/dashboard/inbound", "/dashboard/outbound", "/dashboard/suppressions",
+         "/dashboard/settings", "/dashboard/domains", "/dashboard/credentials")
 
 
 def pages_of(shop: Shop) -> list[str]:
@@ -171,3 +172,25 @@ def _session_cookie(cookies: list[str]) -> str:
     found = [c for c in cookies if c.startswith("session=")]
     assert len(found) == 1, cookies
     return found[0]
+
+
+def _dashboard_forms(client: FlaskClient) -> list[str]:
+    """Every POST route of the dashboard, with its path arguments filled in (the CSRF check runs
+    before the view, so the values need not name anything)."""
+    paths = []
+    for rule in client.application.url_map.iter_rules():
+        if rule.rule.startswith("/dashboard") and "POST" in (rule.methods or ()):
+            path = rule.rule
+            path = re.sub(r"<any\(([^,)]+)[^)]*\):[a-z_]+>", r"\1", path)  # the first choice
+            path = re.sub(r"<(?:[a-z]+:)?[a-z_]+>", "1", path)
+            paths.append(path)
+    return paths
+
+
+def test_every_dashboard_form_refuses_a_post_without_its_csrf_token(signed_in: FlaskClient) -> None:
+    forms = _dashboard_forms(signed_in)
+    assert len(forms) >= 10  # suppressions, credentials, settings and domains each post
+    for path in forms:
+        response = signed_in.post(path, data={})
+        assert response.status_code == 400, path
+        assert response.mimetype == "text/html", path
