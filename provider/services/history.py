@@ -251,6 +251,19 @@ def find_delivery(session: Session, resource_id: str, row_id: int) -> InboundMes
     )
 
 
+RESENDS_SHOWN = 20
+
+
+def resends_of(session: Session, resource_id: str, row_id: int) -> list[InboundMessage]:
+    """The latest re-sends of a message, newest first (ix_inbound_messages_resent_from_id)."""
+    return list(session.scalars(
+        select(InboundMessage)
+        .where(InboundMessage.resent_from_id == row_id, InboundMessage.resource_id == resource_id)
+        .order_by(InboundMessage.id.desc())
+        .limit(RESENDS_SHOWN)
+    ))
+
+
 def incoming_status(row: InboundMessage) -> dict[str, Any]:
     """One history row as the API shows it (the target URL was stored masked)."""
     return {
