@@ -3,11 +3,19 @@
 One file, one JSON object a line, each with a `type`:
 
 - `archive` (first line): the format `version`, the `resource_id` and when the archive was made;
-- `inbound`: one inbound history row, the fields of `GET .../incoming_statuses`;
+- `inbound`: one inbound history row, the fields of `GET .../incoming_statuses`, and
+  `stored_message`: `{"key", "url"}` of the raw message when the address's message store kept it
+  (`url` null when the address has no store now), else null;
 - `outbound`: one sent message with its recipients, each with its events (the fields of
   `GET .../messages/<id>`); the message's raw MIME is not included;
 - `end` (last line): how many `inbound` and `outbound` lines came before it, so a reader can tell
   a complete archive from a cut-off download.
+
+Stored messages are named, not embedded: a message store is always the customer's own bucket
+(they give its name and credentials; the add-on keeps no store of its own), so the objects stay
+theirs after `addons:destroy` and the key is what finds them. Embedding them (base64) would cost a
+GET per row, make the archive as large as all the mail ever kept, and make the download depend on
+the store answering.
 
 NDJSON rather than a zip of files: it streams as it is produced (no central directory to write
 at the end), any JSON tool reads it line by line, and `gzip` over HTTP is left to the client.
@@ -27,11 +35,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer, selectinload
 
-from ..models import InboundMessage, OutboundMessage, OutboundRecipient
+from ..models import Address, InboundMessage, OutboundMessage, OutboundRecipient
 from ..models.base import utcnow
 from .history import incoming_status
 from .outbound_history import message_status
 from .paging import iso_time
+from .stored_messages import stored_url
 
 VERSION = 1
 PARTITION = 1000
@@ -46,6 +55,14 @@ def _chunk(kind: str, records: Iterable[dict[str, Any]]) -> bytes:
     return "".join(_line({"type": kind, **record}) for record in records).encode()
 
 
+def _inbound_record(row: InboundMessage, addresses: dict[int, Address]) -> dict[str, Any]:
+    record = incoming_status(row)
+    key = row.stored_message_key
+    address = addresses.get(row.address_id) if row.address_id else None
+    record["stored_message"] = {"key": key, "url": stored_url(address, key)} if key else None
+    return record
+
+
 def archive_chunks(
     session: Session, resource_id: str, *, now: datetime | None = None, partition: int = PARTITION
 ) -> Iterator[bytes]:
@@ -55,6 +72,10 @@ def archive_chunks(
         "created_at": iso_time(now or utcnow()),
     }).encode()
     counts = {"inbound": 0, "outbound": 0}
+    addresses = {
+        address.id: address
+        for address in session.scalars(select(Address).where(Address.resource_id == resource_id))
+    }
     inbound = session.scalars(
         select(InboundMessage)
         .where(InboundMessage.resource_id == resource_id)
@@ -63,7 +84,7 @@ def archive_chunks(
     )
     for rows in inbound.partitions():
         counts["inbound"] += len(rows)
-        yield _chunk("inbound", (incoming_status(row) for row in rows))
+        yield _chunk("inbound", (_inbound_record(row, addresses) for row in rows))
     outbound = session.scalars(
         select(OutboundMessage)
         .where(OutboundMessage.resource_id == resource_id)

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..crypto import DecryptionError
-from ..models import Address, InboundMessage
+from ..models import Address
 from ..settings import Settings
-from .stores import StoreConfig, object_url, s3_client, store_error_text, stored_config
+from .stores import DEFAULT_REGION, StoreConfig, object_url, s3_client, store_error_text, stored_config
 
 PREVIEW_BYTES = 64 * 1024
 """How much of a stored message the detail page shows; the rest is in the download."""
@@ -104,16 +104,18 @@ def _get(
     return store, answer
 
 
-def stored_url(settings: Settings, address: Address | None, row: InboundMessage) -> str | None:
-    """Where the kept message is (the address's current store), None when it was not kept or the
-    address has no store now."""
-    if not row.stored_message_key or address is None:
+def stored_url(address: Address | None, key: str) -> str | None:
+    """Where the kept message is in the address's current store (path style under a custom
+    endpoint, Amazon's virtual-host style else); None when the address has no store now. Only the
+    bucket, region and endpoint make the URL, so no credential is decrypted for it."""
+    if address is None or not address.store_bucket:
         return None
-    try:
-        store = stored_config(settings, address)
-    except DecryptionError:
-        return None
-    return object_url(store, row.stored_message_key) if store else None
+    where = StoreConfig(
+        bucket=address.store_bucket, prefix=address.store_prefix or "",
+        region=address.store_region or DEFAULT_REGION, endpoint_url=address.store_endpoint_url,
+        access_key_id="", secret_access_key="",
+    )
+    return object_url(where, key)
 
 
 def read_preview(settings: Settings, address: Address | None, key: str) -> StoredPreview:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import uuid
 
 import pytest
@@ -24,6 +25,7 @@ from provider.settings import Settings
 from provider.tasks import DEFAULT_QUEUE, redis_connection
 from tests.conftest import STORE_BUCKET
 from tests.domain_rows import record_delivery
+from tests.smtp_edge.test_stores import read_back
 
 from .conftest import Shop, csrf_token, sign_in
 
@@ -181,3 +183,17 @@ def test_another_resource_s_message_is_not_found_for_send_again_and_download(
     assert client.post(f"/dashboard/inbound/{row_id}/resend", data={"csrf_token": token}).status_code == 404
     assert client.get(f"/dashboard/inbound/{row_id}/message").status_code == 404
     assert client.get(f"/dashboard/inbound/{row_id}").status_code == 404
+
+
+def test_the_archive_names_each_kept_message_so_it_reads_back_from_the_store(
+    signed_in: FlaskClient, shop: Shop, stored: tuple[int, str], s3_server: S3Server
+) -> None:
+    row_id, key = stored
+    downloaded = signed_in.get("/dashboard/archive").get_data(as_text=True)
+    lines = [json.loads(line) for line in downloaded.splitlines()]
+    records = {line["id"]: line for line in lines if line["type"] == "inbound"}
+
+    assert records[shop.inbound_id]["stored_message"] is None
+    kept = records[row_id]["stored_message"]
+    assert kept == {"key": key, "url": f"{s3_server.endpoint_url}/{STORE_BUCKET}/{key}"}
+    assert read_back(s3_server, kept["url"]) == KEPT
