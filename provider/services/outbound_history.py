@@ -12,6 +12,7 @@ Events are left out of a page (a retried recipient has dozens); `GET .../message
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -119,7 +120,10 @@ def find_message(session: Session, resource_id: str, message_id: str) -> Outboun
     )
 
 
-def recipient_status(row: OutboundRecipient, *, events: bool = True) -> dict[str, Any]:
+def recipient_status(
+    row: OutboundRecipient, *, events: bool = True, event_rows: Sequence[Any] | None = None
+) -> dict[str, Any]:
+    """`event_rows`: the recipient's events when read apart from it (the archive's plain rows)."""
     status: dict[str, Any] = {
         "address": row.address,
         "state": row.state,
@@ -130,13 +134,22 @@ def recipient_status(row: OutboundRecipient, *, events: bool = True) -> dict[str
     if events:
         status["events"] = [
             {"at": iso_time(event.at), "state": event.state, "reply": event.reply, "mx": event.mx}
-            for event in row.events
+            for event in (row.events if event_rows is None else event_rows)
         ]
     return status
 
 
-def message_status(message: OutboundMessage, *, events: bool = True) -> dict[str, Any]:
-    """A message as the API shows it; `events=False` leaves each recipient's events out (lists)."""
+def message_status(
+    message: OutboundMessage,
+    *,
+    events: bool = True,
+    recipients: Sequence[Any] | None = None,
+    events_of: Mapping[int, Sequence[Any]] | None = None,
+) -> dict[str, Any]:
+    """A message as the API shows it; `events=False` leaves each recipient's events out (lists).
+    `recipients` and `events_of` (recipient id to its events) when they were read apart from the
+    message as plain rows (the archive); the ORM's relationships otherwise."""
+    rows = message.recipients if recipients is None else recipients
     return {
         "id": str(message.id),
         "created_at": iso_time(message.created_at),
@@ -150,5 +163,9 @@ def message_status(message: OutboundMessage, *, events: bool = True) -> dict[str
         "priority": message.priority,
         "test_mode": message.test_mode,
         "size": message.size,
-        "recipients": [recipient_status(row, events=events) for row in message.recipients],
+        "recipients": [
+            recipient_status(row, events=events,
+                             event_rows=None if events_of is None else events_of.get(row.id, ()))
+            for row in rows
+        ],
     }
