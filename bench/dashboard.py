@@ -108,7 +108,7 @@ def pages(database_url: str, resource_id: str, count: int) -> list[Page]:
         if n % 2:
             query["subject"] = f"customer {rng.randrange(CUSTOMERS)}"
         else:
-            query["to"] = f"support+{rng.randrange(40)}@"
+            query["to"] = f"support+{rng.randrange(500)}@"
         searches.append("/dashboard/inbound?" + urlencode(query))
     return [
         Page("overview", "/dashboard", ["/dashboard"] * count),

@@ -31,11 +31,11 @@ SELECT %(resource_id)s::text, %(address_id)s::bigint, r.at, r.sender, r.rcpt, AR
        CASE WHEN r.status NOT LIKE '2%%' THEN 'target said no to ' || g END,
        CASE WHEN r.status ~ '^[0-9]+$' THEN 20 + g %% 400 END,
        CASE WHEN g %% 3 = 0 THEN 'pass' ELSE 'none' END, CASE WHEN g %% 3 = 0 THEN 'pass' ELSE 'none' END
-FROM generate_series(1, %(count)s::int) AS g,
+FROM generate_series(1, %(count)s::bigint) AS g,
 LATERAL (SELECT
     now() - make_interval(secs => g::float8 * %(span)s::float8 / %(count)s::int) AS at,
     'sender' || (g * 31 %% 5000) || '@customer' || (g %% 97) || '.example' AS sender,
-    CASE WHEN g %% 10 = 0 THEN 'support+' || (g %% 40) || '@shop' || (g %% 3) || '.example'
+    CASE WHEN g %% 10 = 0 THEN 'support+' || (g / 10 %% 500) || '@shop' || (g %% 3) || '.example'
          ELSE %(forward)s::text END AS rcpt,
     CASE WHEN g %% 100 < 90 THEN '201' WHEN g %% 100 < 94 THEN '404' WHEN g %% 100 < 96 THEN '500'
          WHEN g %% 100 < 97 THEN 'rejected_size' WHEN g %% 100 < 98 THEN 'client_timeout'

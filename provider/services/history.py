@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from ..models import InboundMessage
 from ..models.base import utcnow
+from ..models.inbound_message import recipients_text
 from .addresses import display_target
 from .outcomes import OUTCOMES, outcome_condition
 from .paging import (
@@ -160,20 +161,27 @@ def history_filter(params: QueryParams) -> HistoryFilter:
 
 
 def history_query(resource_id: str, filters: HistoryFilter) -> Select[InboundMessage]:
-    """Served by ix_inbound_messages_resource_received (paged newest first by `keyset_page`)."""
+    """Served by ix_inbound_messages_resource_received (paged newest first by `keyset_page`); a
+    `subject` or `to` search that few rows match by their trigram indexes (migration 0017)."""
     query = select(InboundMessage).where(InboundMessage.resource_id == resource_id)
     if filters.status:
         query = query.where(InboundMessage.status == filters.status)
     if filters.outcome:
         query = query.where(outcome_condition(filters.outcome))
     if filters.to:
-        # Any recipient of the message, not only the one the row is for (envelope.to).
+        # Any recipient of the message, not only the one the row is for (envelope.to). The first
+        # condition is what ix_inbound_messages_to_trgm serves (all of them as one text); the
+        # second keeps the match exact (a pattern spanning two recipients matches no single one).
         pattern = like_pattern(filters.to)
         recipient = func.unnest(InboundMessage.recipients).column_valued("recipient")
-        query = query.where(or_(
-            InboundMessage.envelope_to.ilike(pattern, escape="\\"),
-            exists(select(1).where(recipient.ilike(pattern, escape="\\"))),
-        ))
+        everyone = recipients_text(InboundMessage.envelope_to, InboundMessage.recipients)
+        query = query.where(
+            everyone.ilike(pattern, escape="\\"),
+            or_(
+                InboundMessage.envelope_to.ilike(pattern, escape="\\"),
+                exists(select(1).where(recipient.ilike(pattern, escape="\\"))),
+            ),
+        )
     if filters.sender:
         query = query.where(InboundMessage.envelope_from.ilike(like_pattern(filters.sender), escape="\\"))
     if filters.subject:
