@@ -20,29 +20,30 @@ the store answering.
 NDJSON rather than a zip of files: it streams as it is produced (no central directory to write
 at the end), any JSON tool reads it line by line, and `gzip` over HTTP is left to the client.
 
-Rows come through server-side cursors (`yield_per`, which sets `stream_results`) a partition
-at a time, as plain rows rather than ORM objects (the API's `incoming_status` and `message_status`
-read attributes, which rows have as well: the same shapes at several times the speed), so memory
+The database writes each line's JSON (`json_build_object` of the same field lists the API's
+`incoming_status` and `message_status` read, services/json_fields.py; a message's recipients and
+events aggregated beside it), so the web process only joins text: a million rows stream at
+several times the rate Python built and encoded them (bench/dashboard.py). Rows come through
+server-side cursors (`yield_per`, which sets `stream_results`) a partition at a time, so memory
 stays flat however long the history is; each partition becomes one chunk.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, any_, bindparam, select
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import UUID as PgUUID
+from sqlalchemy import ColumnElement, Select, Text, cast, func, literal_column, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from ..models import Address, InboundMessage, OutboundEvent, OutboundMessage, OutboundRecipient
 from ..models.base import utcnow
-from .history import incoming_status
-from .outbound_history import message_status
+from .history import INCOMING_FIELDS
+from .json_fields import json_object
+from .outbound_history import EVENT_FIELDS, MESSAGE_FIELDS, RECIPIENT_FIELDS
 from .paging import iso_time
 from .stored_messages import stored_url
 
@@ -52,51 +53,57 @@ PARTITION = 1000
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-"""One encoder for every line (json.dumps with options builds a new one per call)."""
+_EMPTY: ColumnElement[Any] = literal_column("'[]'::json")
 
 
 def _line(record: dict[str, Any]) -> str:
     return _ENCODER.encode(record) + "\n"
 
 
-def _chunk(kind: str, records: Iterable[dict[str, Any]]) -> bytes:
-    return "".join(_line({"type": kind, **record}) for record in records).encode()
+def _inbound_lines(
+    rows: Sequence[Any], addresses: dict[int, Address]
+) -> Iterator[str]:
+    """The database's JSON of each row, and `stored_message` added here (its URL is the store
+    module's rule: `stored_messages.stored_url`)."""
+    for text, key, address_id in rows:
+        if key:
+            kept = _ENCODER.encode({"key": key, "url": stored_url(addresses.get(address_id), key)})
+        else:
+            kept = "null"
+        yield f'{text[:-1]},"stored_message":{kept}}}\n'
 
 
-def _inbound_record(row: Any, addresses: dict[int, Address]) -> dict[str, Any]:
-    record = incoming_status(row)
-    key = row.stored_message_key
-    address = addresses.get(row.address_id) if row.address_id else None
-    record["stored_message"] = {"key": key, "url": stored_url(address, key)} if key else None
-    return record
+def _inbound_query(resource_id: str) -> Select[Any]:
+    table = InboundMessage.__table__
+    return (
+        select(cast(json_object(INCOMING_FIELDS, table, kind="inbound"), Text),
+               table.c.stored_message_key, table.c.address_id)
+        .where(table.c.resource_id == resource_id)
+        .order_by(table.c.received_at, table.c.id)
+    )
 
 
-_MESSAGE_COLUMNS = [c for c in OutboundMessage.__table__.columns if c.key != "raw"]
-
-
-def _outbound_records(connection: Connection, messages: Sequence[Any]) -> Iterator[dict[str, Any]]:
-    """`message_status` of each message, its recipients and their events read in two statements
-    for the whole partition as plain rows (what `selectinload` does, without building ORM objects)."""
-    recipients: dict[Any, list[Any]] = defaultdict(list)
-    events: dict[int, list[Any]] = defaultdict(list)
-    for row in connection.execute(
-        select(OutboundRecipient.__table__)
-        .where(OutboundRecipient.message_id == any_(bindparam("ids", type_=ARRAY(PgUUID(as_uuid=True)))))
-        .order_by(OutboundRecipient.id),
-        {"ids": [message.id for message in messages]},
-    ):
-        recipients[row.message_id].append(row)
-    ids = [row.id for rows in recipients.values() for row in rows]
-    if ids:
-        for event in connection.execute(
-            select(OutboundEvent.__table__)
-            .where(OutboundEvent.recipient_id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
-            .order_by(OutboundEvent.id),
-            {"ids": ids},
-        ):
-            events[event.recipient_id].append(event)
-    for message in messages:
-        yield message_status(message, recipients=recipients.get(message.id, ()), events_of=events)
+def _outbound_query(resource_id: str) -> Select[Any]:
+    """Each message with its recipients and their events, in id order, as one JSON object."""
+    message, recipient, event = (
+        OutboundMessage.__table__, OutboundRecipient.__table__, OutboundEvent.__table__)
+    events = (
+        select(func.coalesce(func.json_agg(aggregate_order_by(json_object(EVENT_FIELDS, event), event.c.id)),
+                             _EMPTY))
+        .where(event.c.recipient_id == recipient.c.id)
+        .scalar_subquery()
+    )
+    recipients = (
+        select(func.coalesce(func.json_agg(aggregate_order_by(
+            json_object(RECIPIENT_FIELDS, recipient, events=events), recipient.c.id)), _EMPTY))
+        .where(recipient.c.message_id == message.c.id)
+        .scalar_subquery()
+    )
+    return (
+        select(cast(json_object(MESSAGE_FIELDS, message, kind="outbound", recipients=recipients), Text))
+        .where(message.c.resource_id == resource_id)
+        .order_by(message.c.created_at, message.c.id)
+    )
 
 
 def archive_chunks(
@@ -112,27 +119,15 @@ def archive_chunks(
         address.id: address
         for address in session.scalars(select(Address).where(Address.resource_id == resource_id))
     }
-    # Plain rows, not ORM objects: `incoming_status` reads attributes, which rows have too, and
-    # building a million instrumented objects was most of the archive's time.
-    connection = session.connection()  # Core results: the ORM's loading adds nothing for plain rows
-    inbound = connection.execute(
-        select(InboundMessage.__table__)
-        .where(InboundMessage.resource_id == resource_id)
-        .order_by(InboundMessage.received_at, InboundMessage.id)
-        .execution_options(yield_per=partition)
-    )
+    connection = session.connection()
+    inbound = connection.execute(_inbound_query(resource_id).execution_options(yield_per=partition))
     for rows in inbound.partitions():
         counts["inbound"] += len(rows)
-        yield _chunk("inbound", (_inbound_record(row, addresses) for row in rows))
-    outbound = connection.execute(
-        select(*_MESSAGE_COLUMNS)
-        .where(OutboundMessage.resource_id == resource_id)
-        .order_by(OutboundMessage.created_at, OutboundMessage.id)
-        .execution_options(yield_per=partition)
-    )
-    for messages in outbound.partitions():
-        counts["outbound"] += len(messages)
-        yield _chunk("outbound", _outbound_records(connection, messages))
+        yield "".join(_inbound_lines(rows, addresses)).encode()
+    outbound = connection.execute(_outbound_query(resource_id).execution_options(yield_per=partition))
+    for rows in outbound.partitions():
+        counts["outbound"] += len(rows)
+        yield "".join(f"{text}\n" for (text,) in rows).encode()
     yield _line({"type": "end", **counts}).encode()
 
 

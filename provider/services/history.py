@@ -21,6 +21,7 @@ from ..models import InboundMessage
 from ..models.base import utcnow
 from ..models.inbound_message import recipients_text
 from .addresses import display_target
+from .json_fields import TIME, Field, as_dict
 from .outcomes import OUTCOMES, outcome_condition
 from .paging import (
     Cursor,
@@ -29,7 +30,6 @@ from .paging import (
     QueryParams,
     choice_param,
     cursor_param,
-    iso_time,
     keyset_page,
     like_pattern,
     page_limit,
@@ -272,27 +272,32 @@ def resends_of(session: Session, resource_id: str, row_id: int) -> list[InboundM
     ))
 
 
+INCOMING_FIELDS = (
+    Field("id", "id"),
+    Field("received_at", "received_at", TIME),
+    Field("status", "status"),
+    Field("http_status", "http_status"),
+    Field("from", "envelope_from"),
+    Field("to", "envelope_to"),
+    Field("recipients", "recipients"),
+    Field("message_id", "message_id"),
+    Field("subject", "subject"),
+    Field("size", "size"),
+    Field("spf", "spf_result"),
+    Field("dkim", "dkim_result"),
+    Field("dmarc", "dmarc_result"),
+    Field("tls", "tls"),
+    Field("remote_ip", "remote_ip"),
+    Field("target_url", "target_url"),
+    Field("smtp_reply", "smtp_reply"),
+    Field("response_body", "response_body"),
+    Field("target_ms", "target_ms"),
+    Field("resent_from_id", "resent_from_id"),
+)
+"""A history row as the API shows it (the target URL was stored masked); the archive has the
+database write the same fields (services/json_fields.py)."""
+
+
 def incoming_status(row: InboundMessage) -> dict[str, Any]:
-    """One history row as the API shows it (the target URL was stored masked)."""
-    return {
-        "id": row.id,
-        "received_at": iso_time(row.received_at),
-        "status": row.status,
-        "http_status": row.http_status,
-        "from": row.envelope_from,
-        "to": row.envelope_to,
-        "recipients": list(row.recipients),
-        "message_id": row.message_id,
-        "subject": row.subject,
-        "size": row.size,
-        "spf": row.spf_result,
-        "dkim": row.dkim_result,
-        "dmarc": row.dmarc_result,
-        "tls": row.tls,
-        "remote_ip": row.remote_ip,
-        "target_url": row.target_url,
-        "smtp_reply": row.smtp_reply,
-        "response_body": row.response_body,
-        "target_ms": row.target_ms,
-        "resent_from_id": row.resent_from_id,
-    }
+    """One history row as the API shows it."""
+    return as_dict(INCOMING_FIELDS, row)
