@@ -83,6 +83,25 @@ FROM outbound_recipients WHERE resource_id = %(resource_id)s::text
 """
 
 
+def without_search_indexes(database_url: str) -> list[str]:
+    """Drop the history's GIN (trigram) indexes before a bulk load, as one would for any large
+    load (built once afterwards, they take a fraction of the time inserting into them row by row
+    takes); the statements that create them again, from the database's own definitions."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'inbound_messages' "
+            "AND indexdef LIKE '%USING gin%'").fetchall()
+        for name, _ in found:
+            conn.execute(f'DROP INDEX "{name}"')
+    return [definition for _, definition in found]
+
+
+def create_again(database_url: str, definitions: list[str]) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for definition in definitions:
+            conn.execute(definition)
+
+
 def load_history(database_url: str, resource_id: str, *, inbound: int, outbound: int) -> None:
     """`inbound` history rows and `outbound` sent messages for the resource (its first address)."""
     span = DAYS * 86400
