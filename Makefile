@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(PY) -m bench.inbound
 	$(PY) -m bench.stores
 	$(PY) -m bench.outbound
+	$(PY) -m bench.dashboard
 
 clean:
 	rm -rf $(VENV) tests/npm/node_modules provider/static/node_modules .data

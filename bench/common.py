@@ -73,15 +73,19 @@ def procfile_command(name: str) -> str:
 
 
 @contextlib.contextmanager
-def web_process(env: dict[str, str], *, workers: int = 2) -> Iterator[str]:
+def web_process(
+    env: dict[str, str], *, workers: int = 2, access_log: Path | None = None
+) -> Iterator[str]:
     """The Procfile's web line itself, through a shell as Heroku runs it, on a free port, so the
-    figures are those of the production command; its access log (stdout) is written and discarded."""
+    figures are those of the production command; its access log (stdout) is written to
+    `access_log` (its request times are the server-side figures) or discarded."""
     port = free_port()
+    log_file = access_log.open("wb") if access_log else None
     proc = subprocess.Popen(
         ["bash", "-c", f"exec {procfile_command('web')}"],
         env={**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers),
              "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"},
-        cwd=ROOT, stdout=subprocess.DEVNULL,
+        cwd=ROOT, stdout=log_file or subprocess.DEVNULL,
     )
     base_url = f"http://127.0.0.1:{port}"
     _SERVER_PIDS[base_url] = proc.pid
@@ -91,6 +95,13 @@ def web_process(env: dict[str, str], *, workers: int = 2) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        if log_file:
+            log_file.close()
+
+
+def server_pid(url: str) -> int:
+    """The pid of the process started here that serves `url` (gunicorn's master for the web)."""
+    return _SERVER_PIDS[url]
 
 
 def wait_for_port(port: int, timeout: float = 30.0) -> None:

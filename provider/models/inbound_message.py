@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, func, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PgUUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -27,10 +28,24 @@ STORE_ERROR = "store_error"
 RESEND_QUEUED = "resend_queued"
 
 
+RECIPIENTS_TEXT = "inbound_recipients_text"
+"""An SQL function (migration 0017): the row's envelope.to and every recipient as one text, one a
+line, IMMUTABLE so a trigram index can hold it; what the history's `to` search matches first."""
+
+
+def recipients_text(envelope_to: Any, recipients: Any) -> Any:
+    return getattr(func, RECIPIENTS_TEXT)(envelope_to, recipients, type_=Text)
+
+
 class InboundMessage(Base):
     __tablename__ = "inbound_messages"
     __table_args__ = (
         Index("ix_inbound_messages_resource_received", "resource_id", "received_at"),
+        # The history's substring searches (ILIKE '%...%', services/history.py), migration 0017.
+        Index(
+            "ix_inbound_messages_subject_trgm", "subject",
+            postgresql_using="gin", postgresql_ops={"subject": "gin_trgm_ops"},
+        ),
         Index(
             "ix_inbound_messages_resent_from_id", "resent_from_id",
             postgresql_where=text("resent_from_id IS NOT NULL"),
@@ -72,3 +87,11 @@ class InboundMessage(Base):
     resent_from_id: Mapped[int | None] = mapped_column(
         ForeignKey("inbound_messages.id", ondelete="SET NULL", name="fk_inbound_messages_resent_from_id")
     )
+
+
+# The `to` search's index (migration 0017), over an expression of columns, so after the class.
+Index(
+    "ix_inbound_messages_to_trgm",
+    recipients_text(InboundMessage.envelope_to, InboundMessage.recipients).label("recipients_text"),
+    postgresql_using="gin", postgresql_ops={"recipients_text": "gin_trgm_ops"},
+)

@@ -83,6 +83,8 @@ class OutboundRecipient(Base):
             postgresql_where="state IN ('queued', 'deferred')",
         ),
         Index("ix_outbound_recipients_resource_address", "resource_id", "address"),
+        # The overview's outbound chart: a resource's delivered and bounced recipients by day (0017).
+        Index("ix_outbound_recipients_resource_state_updated", "resource_id", "state", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -38,6 +38,11 @@ def inbound(sender: str, recipient: str, status: str, target_ms: int | None) -> 
     return f"{PREFIX}inbound from={sender or '<>'} to={recipient} status={status}{took}"
 
 
+def resend_queued(message_id: int, where: str) -> str:
+    """`where`: "the dashboard" or "the API"; the re-send's own `inbound` line follows once posted."""
+    return f"{PREFIX}re-send of inbound message {message_id} queued from {where}"
+
+
 def domain(label: str, name: str, what: str) -> str:
     """`label`: "sending domain" or "inbound domain"; `what`: added (and for which local parts),
     verified, deleted, or released (with its reason)."""

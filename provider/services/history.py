@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session
 
 from ..models import InboundMessage
 from ..models.base import utcnow
+from ..models.inbound_message import recipients_text
 from .addresses import display_target
+from .json_fields import TIME, Field, as_dict
 from .outcomes import OUTCOMES, outcome_condition
 from .paging import (
     Cursor,
@@ -28,7 +30,6 @@ from .paging import (
     QueryParams,
     choice_param,
     cursor_param,
-    iso_time,
     keyset_page,
     like_pattern,
     page_limit,
@@ -160,20 +161,27 @@ def history_filter(params: QueryParams) -> HistoryFilter:
 
 
 def history_query(resource_id: str, filters: HistoryFilter) -> Select[InboundMessage]:
-    """Served by ix_inbound_messages_resource_received (paged newest first by `keyset_page`)."""
+    """Served by ix_inbound_messages_resource_received (paged newest first by `keyset_page`); a
+    `subject` or `to` search that few rows match by their trigram indexes (migration 0017)."""
     query = select(InboundMessage).where(InboundMessage.resource_id == resource_id)
     if filters.status:
         query = query.where(InboundMessage.status == filters.status)
     if filters.outcome:
         query = query.where(outcome_condition(filters.outcome))
     if filters.to:
-        # Any recipient of the message, not only the one the row is for (envelope.to).
+        # Any recipient of the message, not only the one the row is for (envelope.to). The first
+        # condition is what ix_inbound_messages_to_trgm serves (all of them as one text); the
+        # second keeps the match exact (a pattern spanning two recipients matches no single one).
         pattern = like_pattern(filters.to)
         recipient = func.unnest(InboundMessage.recipients).column_valued("recipient")
-        query = query.where(or_(
-            InboundMessage.envelope_to.ilike(pattern, escape="\\"),
-            exists(select(1).where(recipient.ilike(pattern, escape="\\"))),
-        ))
+        everyone = recipients_text(InboundMessage.envelope_to, InboundMessage.recipients)
+        query = query.where(
+            everyone.ilike(pattern, escape="\\"),
+            or_(
+                InboundMessage.envelope_to.ilike(pattern, escape="\\"),
+                exists(select(1).where(recipient.ilike(pattern, escape="\\"))),
+            ),
+        )
     if filters.sender:
         query = query.where(InboundMessage.envelope_from.ilike(like_pattern(filters.sender), escape="\\"))
     if filters.subject:
@@ -251,27 +259,45 @@ def find_delivery(session: Session, resource_id: str, row_id: int) -> InboundMes
     )
 
 
+RESENDS_SHOWN = 20
+
+
+def resends_of(session: Session, resource_id: str, row_id: int) -> list[InboundMessage]:
+    """The latest re-sends of a message, newest first (ix_inbound_messages_resent_from_id)."""
+    return list(session.scalars(
+        select(InboundMessage)
+        .where(InboundMessage.resent_from_id == row_id, InboundMessage.resource_id == resource_id)
+        .order_by(InboundMessage.id.desc())
+        .limit(RESENDS_SHOWN)
+    ))
+
+
+INCOMING_FIELDS = (
+    Field("id", "id"),
+    Field("received_at", "received_at", TIME),
+    Field("status", "status"),
+    Field("http_status", "http_status"),
+    Field("from", "envelope_from"),
+    Field("to", "envelope_to"),
+    Field("recipients", "recipients"),
+    Field("message_id", "message_id"),
+    Field("subject", "subject"),
+    Field("size", "size"),
+    Field("spf", "spf_result"),
+    Field("dkim", "dkim_result"),
+    Field("dmarc", "dmarc_result"),
+    Field("tls", "tls"),
+    Field("remote_ip", "remote_ip"),
+    Field("target_url", "target_url"),
+    Field("smtp_reply", "smtp_reply"),
+    Field("response_body", "response_body"),
+    Field("target_ms", "target_ms"),
+    Field("resent_from_id", "resent_from_id"),
+)
+"""A history row as the API shows it (the target URL was stored masked); the archive has the
+database write the same fields (services/json_fields.py)."""
+
+
 def incoming_status(row: InboundMessage) -> dict[str, Any]:
-    """One history row as the API shows it (the target URL was stored masked)."""
-    return {
-        "id": row.id,
-        "received_at": iso_time(row.received_at),
-        "status": row.status,
-        "http_status": row.http_status,
-        "from": row.envelope_from,
-        "to": row.envelope_to,
-        "recipients": list(row.recipients),
-        "message_id": row.message_id,
-        "subject": row.subject,
-        "size": row.size,
-        "spf": row.spf_result,
-        "dkim": row.dkim_result,
-        "dmarc": row.dmarc_result,
-        "tls": row.tls,
-        "remote_ip": row.remote_ip,
-        "target_url": row.target_url,
-        "smtp_reply": row.smtp_reply,
-        "response_body": row.response_body,
-        "target_ms": row.target_ms,
-        "resent_from_id": row.resent_from_id,
-    }
+    """One history row as the API shows it."""
+    return as_dict(INCOMING_FIELDS, row)

@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session, selectinload
 
 from ..models import OutboundMessage, OutboundRecipient
 from ..models.outbound import PENDING_STATES, RECIPIENT_STATES
+from .json_fields import TEXT, TIME, Field, as_dict
 from .paging import (
     Cursor,
     Page,
     QueryParams,
     choice_param,
     cursor_param,
-    iso_time,
     keyset_page,
     like_pattern,
     page_limit,
@@ -119,36 +119,43 @@ def find_message(session: Session, resource_id: str, message_id: str) -> Outboun
     )
 
 
+EVENT_FIELDS = (
+    Field("at", "at", TIME), Field("state", "state"), Field("reply", "reply"), Field("mx", "mx"),
+)
+RECIPIENT_FIELDS = (
+    Field("address", "address"),
+    Field("state", "state"),
+    Field("attempts", "attempts"),
+    Field("next_attempt_at", "next_attempt_at", TIME, when=("state", PENDING_STATES)),
+    Field("last_reply", "last_reply"),
+)
+MESSAGE_FIELDS = (
+    Field("id", "id", TEXT),
+    Field("created_at", "created_at", TIME),
+    Field("source", "source"),
+    Field("from", "sender"),
+    Field("to", "to"),
+    Field("cc", "cc"),
+    Field("subject", "subject"),
+    Field("message_id", "message_id_header"),
+    Field("tags", "tags"),
+    Field("priority", "priority"),
+    Field("test_mode", "test_mode"),
+    Field("size", "size"),
+)
+"""A sent message, each recipient and each event as the API shows them (then `recipients`, and
+each recipient's `events`); the archive has the database write the same (services/json_fields.py)."""
+
+
 def recipient_status(row: OutboundRecipient, *, events: bool = True) -> dict[str, Any]:
-    status: dict[str, Any] = {
-        "address": row.address,
-        "state": row.state,
-        "attempts": row.attempts,
-        "next_attempt_at": iso_time(row.next_attempt_at) if row.state in PENDING_STATES else None,
-        "last_reply": row.last_reply,
-    }
+    status = as_dict(RECIPIENT_FIELDS, row)
     if events:
-        status["events"] = [
-            {"at": iso_time(event.at), "state": event.state, "reply": event.reply, "mx": event.mx}
-            for event in row.events
-        ]
+        status["events"] = [as_dict(EVENT_FIELDS, event) for event in row.events]
     return status
 
 
 def message_status(message: OutboundMessage, *, events: bool = True) -> dict[str, Any]:
     """A message as the API shows it; `events=False` leaves each recipient's events out (lists)."""
-    return {
-        "id": str(message.id),
-        "created_at": iso_time(message.created_at),
-        "source": message.source,
-        "from": message.sender,
-        "to": message.to,
-        "cc": message.cc,
-        "subject": message.subject,
-        "message_id": message.message_id_header,
-        "tags": message.tags,
-        "priority": message.priority,
-        "test_mode": message.test_mode,
-        "size": message.size,
-        "recipients": [recipient_status(row, events=events) for row in message.recipients],
-    }
+    status = as_dict(MESSAGE_FIELDS, message)
+    status["recipients"] = [recipient_status(row, events=events) for row in message.recipients]
+    return status

@@ -18,13 +18,22 @@ plain process where `asyncio.run` is ordinary, so the job calls exactly the edge
 
 from __future__ import annotations
 
+import logging
+
+from redis import RedisError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..jobs import RESEND_JOB
 from ..models import Address, InboundMessage
 from ..models.base import utcnow
-from ..models.inbound_message import RESEND_QUEUED
+from ..models.inbound_message import LOCAL_ERROR, RESEND_QUEUED
+from ..settings import Settings
+from ..tasks import DEFAULT_QUEUE, Job, enqueue_now
+from . import applog, applog_lines
 from .addresses import display_target
+
+log = logging.getLogger(__name__)
 
 NOT_KEPT = (
     "This message was not kept: turn on the message store for the address to be able to re-send."
@@ -33,6 +42,14 @@ NOT_KEPT = (
 
 class NoSuchHistoryMessage(LookupError):
     """Not a message of this account's history (or already purged): 404."""
+
+
+class ResendNotQueued(Exception):
+    """Redis did not take the job: the new row says so (`local_error`) and is committed (503)."""
+
+    def __init__(self, row: InboundMessage) -> None:
+        super().__init__(row.id)
+        self.row = row
 
 
 class CannotResend(Exception):
@@ -87,4 +104,28 @@ def queue_resend(session: Session, resource_id: str, message_id: int) -> Inbound
     )
     session.add(row)
     session.flush()
+    return row
+
+
+def request_resend(
+    session: Session, settings: Settings, resource_id: str, message_id: int, where: str
+) -> InboundMessage:
+    """What the API and the dashboard do to re-send: `queue_resend`, an app log line saying from
+    `where` it was asked, commit, then enqueue `RESEND_JOB`. Domain refusals leave the session
+    rolled back; `ResendNotQueued` when Redis does not take the job (the row, committed, says so)."""
+    try:
+        row = queue_resend(session, resource_id, message_id)
+    except (NoSuchHistoryMessage, CannotResend):
+        session.rollback()
+        raise
+    applog.record(session, settings, resource_id, applog_lines.resend_queued(message_id, where))
+    session.commit()
+    try:
+        enqueue_now(settings.redis_url, Job(RESEND_JOB, (row.id,), queue=DEFAULT_QUEUE))
+    except RedisError as exc:
+        log.warning("could not queue the re-send of history row %s: %s", message_id, exc)
+        row.status = LOCAL_ERROR
+        row.response_body = "The re-send could not be queued; try again."
+        session.commit()
+        raise ResendNotQueued(row) from None
     return row

@@ -15,7 +15,7 @@ from ..extensions import db
 from ..plans import PLANS
 from ..services.addresses import display_target, forward_address
 from ..services.credentials import current_credential
-from ..services.daily_counts import daily_counts
+from ..services.daily_counts import PastDaysCache, daily_counts
 from ..services.usage import month_usage
 from . import current_settings
 from .dashboard_guard import guard
@@ -33,7 +33,8 @@ def show() -> ResponseReturnValue:
     credential = current_credential(resource)
     now = datetime.now(UTC)
     inbound_used, outbound_used = month_usage(db.session(), resource.id, now)
-    counts = daily_counts(db.session(), resource.id, days=CHART_DAYS, now=now)
+    counts = daily_counts(db.session(), resource.id, days=CHART_DAYS, now=now,
+                          cache=PastDaysCache(settings.redis_url))
     return render_template(
         "dashboard.html",
         resource=resource,

@@ -1,7 +1,9 @@
 """The dashboard's history pages, on `dashboard.bp` (so `guard` covers them):
 
     GET  /dashboard/inbound                    the inbound history, filtered and paged as the API is
-    GET  /dashboard/inbound/<id>               one inbound message and its target's answer
+    GET  /dashboard/inbound/<id>               one inbound message, its target's answer, the kept message
+    GET  /dashboard/inbound/<id>/message       the kept message itself, streamed from the store
+    POST /dashboard/inbound/<id>/resend        send it again to the target (CSRF token required)
     GET  /dashboard/outbound                   sent messages and each recipient's state
     GET  /dashboard/outbound/<id>              one message, every recipient's events and replies
     GET  /dashboard/suppressions               the suppression list
@@ -10,23 +12,27 @@
 Every page calls the service its API calls (`read_history`, `read_messages`, `find_message`,
 `read_suppressions`, `remove`) with `request.args` and the session's resource id, so filters,
 cursors and their errors are the API's, and an id of another resource is not found (404).
+"Send again" calls `resend.request_resend` as the API's resend does; the kept message is read
+from the address's store by `services.stored_messages` (a store out of reach is a note, not a 500).
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import Response, abort, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from ..extensions import db
+from ..models import Address, InboundMessage
 from ..models.outbound import RECIPIENT_STATES
-from ..services import applog, applog_lines
+from ..services import applog, applog_lines, stored_messages
 from ..services.addresses import forward_address
-from ..services.history import find_delivery, incoming_status, read_history
+from ..services.history import find_delivery, incoming_status, read_history, resends_of
 from ..services.outbound_history import find_message, message_status, read_messages
 from ..services.outcomes import OUTCOMES, outcome_of
 from ..services.paging import InvalidQuery, Page, next_page_params
+from ..services.resend import CannotResend, NoSuchHistoryMessage, ResendNotQueued, request_resend
 from ..services.suppressions import read_suppressions, remove
 from . import current_settings
 from .dashboard import bp
@@ -66,16 +72,70 @@ def inbound() -> ResponseReturnValue:
     ), 400 if error else 200
 
 
-@bp.get("/dashboard/inbound/<int:row_id>")
-def inbound_message(row_id: int) -> ResponseReturnValue:
+def _delivery(row_id: int) -> InboundMessage:
     row = find_delivery(db.session(), g.resource.id, row_id)
     if row is None:
         abort(404, "No inbound message of this add-on has that id.")
+    return row
+
+
+def _address(row: InboundMessage) -> Address | None:
+    return db.session.get(Address, row.address_id) if row.address_id else None
+
+
+@bp.get("/dashboard/inbound/<int:row_id>")
+def inbound_message(row_id: int) -> ResponseReturnValue:
+    row = _delivery(row_id)
     item = incoming_status(row)
     checks = {name: getattr(row, f"{name}_result", None) or item.get(name) for name in AUTHENTICATION_RESULTS}
+    stored, unreadable = None, None
+    if row.stored_message_key:
+        try:
+            stored = stored_messages.read_preview(current_settings(), _address(row), row.stored_message_key)
+        except stored_messages.StoreUnreadable as exc:
+            unreadable = exc.text
+    resends = [incoming_status(resend) for resend in resends_of(db.session(), g.resource.id, row.id)]
+    for resend in resends:
+        resend["outcome"] = outcome_of(resend["status"])
     return render_template(
         "dashboard/inbound_message.html", item=item, outcome=outcome_of(row.status), checks=checks,
+        stored=stored, unreadable=unreadable, kept=bool(row.stored_message_key), resends=resends,
     )
+
+
+@bp.get("/dashboard/inbound/<int:row_id>/message")
+def inbound_message_download(row_id: int) -> ResponseReturnValue:
+    row = _delivery(row_id)
+    if not row.stored_message_key:
+        abort(404, "This message was not kept by a message store.")
+    try:
+        body = stored_messages.open_body(current_settings(), _address(row), row.stored_message_key)
+    except stored_messages.StoreUnreadable as exc:
+        flash(exc.text)
+        return redirect(url_for("dashboard.inbound_message", row_id=row.id), code=303)
+    headers = {
+        "Content-Disposition": f'attachment; filename="{stored_messages.download_name(body.key)}"',
+        "Cache-Control": "no-store",
+    }
+    if body.size is not None:
+        headers["Content-Length"] = str(body.size)
+    return Response(body.chunks, mimetype="message/rfc822", headers=headers)
+
+
+@bp.post("/dashboard/inbound/<int:row_id>/resend")
+def resend_inbound_message(row_id: int) -> ResponseReturnValue:
+    session = db.session()
+    try:
+        row = request_resend(session, current_settings(), g.resource.id, row_id, "the dashboard")
+    except NoSuchHistoryMessage:
+        abort(404, "No inbound message of this add-on has that id.")
+    except CannotResend as refusal:
+        flash(refusal.text)
+    except ResendNotQueued:
+        flash("The re-send could not be queued just now; try again shortly.")
+    else:
+        flash(f"Re-send queued as message {row.id}; its result shows below once posted.")
+    return redirect(url_for("dashboard.inbound_message", row_id=row_id), code=303)
 
 
 @bp.get("/dashboard/outbound")

@@ -9,21 +9,13 @@ row says so (`local_error`) and the answer is 503: nothing is lost, the message 
 
 from __future__ import annotations
 
-import logging
-
 from flask.typing import ResponseReturnValue
-from redis import RedisError
 
 from ..extensions import db
-from ..jobs import RESEND_JOB
-from ..models.inbound_message import LOCAL_ERROR
 from ..services.history import incoming_status
-from ..services.resend import CannotResend, NoSuchHistoryMessage, queue_resend
-from ..tasks import DEFAULT_QUEUE, Job, enqueue_now
+from ..services.resend import CannotResend, NoSuchHistoryMessage, ResendNotQueued, request_resend
 from . import current_settings
 from .api import ApiError, authenticated, bp
-
-log = logging.getLogger(__name__)
 
 _LARGEST_ID = 2**63 - 1
 
@@ -37,20 +29,11 @@ def resend_incoming_message(username: str, message_id: str) -> ResponseReturnVal
     try:
         if not message_id.isascii() or not message_id.isdigit() or int(message_id) > _LARGEST_ID:
             raise NoSuchHistoryMessage(message_id)
-        row = queue_resend(session, resource.id, int(message_id))
+        row = request_resend(session, current_settings(), resource.id, int(message_id), "the API")
     except NoSuchHistoryMessage:
-        session.rollback()
         raise ApiError(404, "No such message") from None
     except CannotResend as refusal:
-        session.rollback()
         raise ApiError(409, refusal.text) from None
-    session.commit()
-    try:
-        enqueue_now(current_settings().redis_url, Job(RESEND_JOB, (row.id,), queue=DEFAULT_QUEUE))
-    except RedisError as exc:
-        log.warning("could not queue the re-send of history row %s: %s", message_id, exc)
-        row.status = LOCAL_ERROR
-        row.response_body = "The re-send could not be queued; try again."
-        session.commit()
+    except ResendNotQueued:
         raise ApiError(503, "The re-send could not be queued just now; try again shortly.") from None
     return incoming_status(row), 202

@@ -29,6 +29,7 @@ from provider.inbound.delivery_id import delivery_id
 from provider.inbound.envelope import SpfResult
 from provider.models import Address, InboundMessage
 from provider.models.inbound_message import LOCAL_ERROR, RESEND_QUEUED, STORE_ERROR
+from provider.services import applog, applog_lines
 from provider.services.addresses import display_target
 from provider.services.history import RESPONSE_BODY_LIMIT, storable_text
 from provider.services.routing import Route, address_route
@@ -53,6 +54,9 @@ def resend_message(row_id: int) -> str:
         if row is None or row.status != RESEND_QUEUED:
             return "nothing to do"
         _resend(session, settings, row)
+        # The app's log gets the re-send's delivery line as it gets every delivery's.
+        applog.record(session, settings, row.resource_id, applog_lines.inbound(
+            row.envelope_from, row.envelope_to, row.status, row.target_ms))
         session.commit()
         return row.status
 
