@@ -66,12 +66,21 @@ class Job:
 
 
 
+class QueueUnavailable(Exception):
+    """The queue did not take a job handed to it now (`JobQueue.enqueue`)."""
+
+
 class JobQueue(Protocol):
     """Where a service hands background work. The job is held on `session` and handed over only
     once it commits, and dropped if it rolls back: a worker must never run for rows it cannot see
     yet, or for rows that were never committed."""
 
     def enqueue_after_commit(self, session: Session, job: Job) -> None: ...
+
+    def enqueue(self, job: Job) -> None:
+        """Hand `job` over now, for a caller that has committed and must tell its user whether
+        the work was taken; raises `QueueUnavailable` when it was not."""
+        ...
 
     def ship_logs_after_commit(self, session: Session, resource_id: str) -> None:
         """Have the resource's unshipped app log lines shipped once `session` commits (lines are

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from redis import Redis
+from redis import Redis, RedisError
 from rq import Queue
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
@@ -42,6 +42,7 @@ from .jobs import (  # noqa: F401  (the domain's side, provider/jobs.py; importa
     SWEEP_JOB,
     Job,
     JobQueue,
+    QueueUnavailable,
 )
 from .redis_pool import REDIS_TIMEOUT, redis_connection  # noqa: F401  (importable from here as before)
 
@@ -73,6 +74,12 @@ class RqJobQueue:
 
     def enqueue_after_commit(self, session: Session, job: Job) -> None:
         enqueue_after_commit(session, self.redis_url, job)
+
+    def enqueue(self, job: Job) -> None:
+        try:
+            enqueue_now(self.redis_url, job)
+        except RedisError as exc:
+            raise QueueUnavailable(str(exc)) from exc
 
     def ship_logs_after_commit(self, session: Session, resource_id: str) -> None:
         from .log_shipping_queue import request_shipping  # it enqueues through this module

@@ -6,31 +6,27 @@ point per day.
 
 Over a long history the 29 days before today are most of the work (a third of a million rows
 for an account with a million over 90 days: a second, cold), and they do not change once over:
-mail is recorded as it arrives. So with a `cache` (Redis) the past days are counted once and kept
-for `PAST_DAYS_TTL`, and only today is counted on each view. What may still change a past day
-(a re-send's result landing after midnight, the retention sweep) shows within that time.
+mail is recorded as it arrives. So with a `cache` (a `PastDaysCache`: Redis in the web process)
+the past days are counted once and kept for `PAST_DAYS_TTL`, and only today is counted on each
+view. What may still change a past day (a re-send's result landing after midnight, the retention
+sweep) shows within that time.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
 
-from redis import RedisError
 from sqlalchemy import ColumnElement, Date, cast, func, select
 from sqlalchemy.orm import Session
 
 from ..models import InboundMessage, OutboundRecipient
 from ..models.outbound import BOUNCED, DELIVERED
-from ..tasks import redis_connection
 from .outcomes import OUTCOMES, outcome_column
 
 OUTBOUND_SERIES = (DELIVERED, BOUNCED)
 PAST_DAYS_TTL = timedelta(hours=1)
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,16 +47,12 @@ def _utc_day(column: ColumnElement[datetime] | object) -> ColumnElement[date]:
     return cast(func.timezone("UTC", column), Date)
 
 
-def _series_names() -> list[str]:
-    return [f"inbound {outcome}" for outcome in OUTCOMES] + [f"outbound {state}" for state in OUTBOUND_SERIES]
-
-
 def _count(
     session: Session, resource_id: str, since: datetime, until: datetime | None, first: date, days: int
 ) -> dict[str, list[int]]:
     """Both directions' counts per day from `since` to `until` (open-ended: None), on a calendar
     of `days` days from `first`."""
-    series = {name: [0] * days for name in _series_names()}
+    series = {name: [0] * days for name in series_names()}
     outcome_of_row = outcome_column()
     inbound_day = _utc_day(InboundMessage.received_at)
     inbound_query = (
@@ -92,31 +84,20 @@ def _count(
     return series
 
 
-@dataclass(frozen=True)
-class PastDaysCache:
-    """Where the past days' counts are kept: Redis, by resource, first day and length."""
+class PastDaysCache(Protocol):
+    """Where the past days' counts are kept between views (provider/daily_counts_cache.py keeps
+    them in Redis). A cache that cannot be read answers None, and one that cannot be written
+    forgets: the counts are then made from the history, as without a cache."""
 
-    redis_url: str
+    def key(self, resource_id: str, first: date, days: int) -> str: ...
 
-    def key(self, resource_id: str, first: date, days: int) -> str:
-        return f"cloudmailin:daily_counts:{resource_id}:{first.isoformat()}:{days}"
+    def get(self, key: str) -> dict[str, list[int]] | None: ...
 
-    def get(self, key: str) -> dict[str, list[int]] | None:
-        try:
-            raw = redis_connection(self.redis_url).get(key)
-        except RedisError as exc:
-            log.warning("daily counts cache unreadable: %s", exc)
-            return None
-        if raw is None:
-            return None
-        kept: dict[str, list[int]] = json.loads(raw)
-        return kept if sorted(kept) == sorted(_series_names()) else None
+    def put(self, key: str, series: dict[str, list[int]]) -> None: ...
 
-    def put(self, key: str, series: dict[str, list[int]]) -> None:
-        try:
-            redis_connection(self.redis_url).set(key, json.dumps(series), ex=PAST_DAYS_TTL)
-        except RedisError as exc:
-            log.warning("daily counts cache not written: %s", exc)
+
+def series_names() -> list[str]:
+    return [f"inbound {outcome}" for outcome in OUTCOMES] + [f"outbound {state}" for state in OUTBOUND_SERIES]
 
 
 def daily_counts(

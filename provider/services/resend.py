@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import logging
 
-from redis import RedisError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..jobs import RESEND_JOB
+from ..jobs import DEFAULT_QUEUE, RESEND_JOB, Job, QueueUnavailable, queue_for
 from ..models import Address, InboundMessage
 from ..models.base import utcnow
 from ..models.inbound_message import LOCAL_ERROR, RESEND_QUEUED
 from ..settings import Settings
-from ..tasks import DEFAULT_QUEUE, Job, enqueue_now
 from . import applog, applog_lines
 from .addresses import display_target
 
@@ -121,8 +119,8 @@ def request_resend(
     applog.record(session, settings, resource_id, applog_lines.resend_queued(message_id, where))
     session.commit()
     try:
-        enqueue_now(settings.redis_url, Job(RESEND_JOB, (row.id,), queue=DEFAULT_QUEUE))
-    except RedisError as exc:
+        queue_for(settings).enqueue(Job(RESEND_JOB, (row.id,), queue=DEFAULT_QUEUE))
+    except QueueUnavailable as exc:
         log.warning("could not queue the re-send of history row %s: %s", message_id, exc)
         row.status = LOCAL_ERROR
         row.response_body = "The re-send could not be queued; try again."

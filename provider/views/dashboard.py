@@ -11,11 +11,12 @@ from datetime import UTC, datetime
 from flask import Blueprint, g, render_template
 from flask.typing import ResponseReturnValue
 
+from ..daily_counts_cache import RedisPastDaysCache
 from ..extensions import db
 from ..plans import PLANS
 from ..services.addresses import display_target, forward_address
 from ..services.credentials import current_credential
-from ..services.daily_counts import PastDaysCache, daily_counts
+from ..services.daily_counts import daily_counts
 from ..services.usage import month_usage
 from . import current_settings
 from .dashboard_guard import guard
@@ -34,7 +35,7 @@ def show() -> ResponseReturnValue:
     now = datetime.now(UTC)
     inbound_used, outbound_used = month_usage(db.session(), resource.id, now)
     counts = daily_counts(db.session(), resource.id, days=CHART_DAYS, now=now,
-                          cache=PastDaysCache(settings.redis_url))
+                          cache=RedisPastDaysCache(settings.redis_url))
     return render_template(
         "dashboard.html",
         resource=resource,

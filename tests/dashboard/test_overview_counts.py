@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from provider.services.daily_counts import PastDaysCache, daily_counts
+from provider.daily_counts_cache import RedisPastDaysCache
+from provider.services.daily_counts import daily_counts
 from provider.settings import Settings
 
 from ..outbound.conftest import new_account
@@ -18,7 +19,7 @@ def test_past_days_are_counted_once_and_kept_while_today_counts_every_time(
 ) -> None:
     resource_id = new_account(db_session, settings).resource_id
     now = datetime.now(UTC)
-    cache = PastDaysCache(settings.redis_url)
+    cache = RedisPastDaysCache(settings.redis_url)
     inbound(db_session, resource_id, subject="yesterday", when=now - timedelta(days=1))
     first = daily_counts(db_session, resource_id, days=30, now=now, cache=cache)
     assert first.series["inbound accepted"][-2:] == [1, 0]
@@ -36,6 +37,6 @@ def test_without_redis_the_chart_is_counted_from_the_history(db_session: Session
     resource_id = new_account(db_session, settings).resource_id
     now = datetime.now(UTC)
     inbound(db_session, resource_id, subject="yesterday", when=now - timedelta(days=1))
-    unreachable = PastDaysCache("redis://127.0.0.1:9/0")  # the discard port: nothing answers
+    unreachable = RedisPastDaysCache("redis://127.0.0.1:9/0")  # the discard port: nothing answers
     counts = daily_counts(db_session, resource_id, days=30, now=now, cache=unreachable)
     assert counts.series["inbound accepted"][-2] == 1

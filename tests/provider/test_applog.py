@@ -176,6 +176,9 @@ class _RecordingQueue:
     def enqueue_after_commit(self, session, job):
         self.handed.append(("job", job.func))
 
+    def enqueue(self, job):
+        self.handed.append(("now", job.func))
+
     def ship_logs_after_commit(self, session, resource_id):
         self.handed.append(("ship", resource_id))
 
