@@ -24,7 +24,7 @@ import dns.resolver
 
 from provider.inbound.envelope import DkimResult, DmarcResult, SpfResult
 
-from .dkim_check import header_fields, verify_signatures
+from .dkim_check import read_header, verify_signatures
 from .dmarc_check import check_dmarc
 from .txt_cache import Deadline, NotCached, TxtCache
 
@@ -66,8 +66,10 @@ def check_auth(
     """
     deadline = Deadline.after(time_limit)
     try:
-        fields = header_fields(raw)
-        dkim_results = verify_signatures(raw, fields, txt, deadline, cached_only=cached_only)
+        fields, lean = read_header(raw)
+        dkim_results = verify_signatures(
+            raw, fields, txt, deadline, cached_only=cached_only, lean=lean
+        )
         dmarc_result = check_dmarc(fields, spf, dkim_results, txt, deadline, cached_only=cached_only)
     except NotCached:
         raise
