@@ -3,7 +3,7 @@
 dkimpy answers one signature at a time with True or False and folds several distinct outcomes
 into False (no key published, a revoked key, DNS timing out, a signature that does not match).
 The payload names them as RFC 8601 section 2.7.1 does, so the key look-up goes through
-`_KeyProbe`, which remembers what DNS said, and the two phases of `DKIM.verify` (reading the
+`KeyProbe`, which remembers what DNS said, and the two phases of `DKIM.verify` (reading the
 signature's tags, then checking it against the key) are called one by one to tell a malformed
 signature from a broken one:
 
@@ -18,7 +18,7 @@ signature from a broken one:
 At most `MAX_SIGNATURES` signatures are verified (the topmost); RFC 6376 section 6.1 lets a
 verifier limit them, and each costs a key look-up and a pass over the body.
 
-Keys are parsed once per distinct record (`_Message.verify_sig` takes them from `_KeyProbe`,
+Keys are parsed once per distinct record (`_Message.verify_sig` takes them from `KeyProbe`,
 which keeps them by record) instead of once per message. The common signature (rsa-sha256 of a
 CRLF message) is verified by smtp_edge/dkim_lean.py, which gives dkimpy's answer at a fraction
 of its cost; dkimpy, with smtp_edge/dkimpy_fast.py's faster internals, verifies the rest.
@@ -87,7 +87,7 @@ def _parsed_key(record: bytes) -> _PublicKey | None:
         return None  # a revoked key (an empty p=), a malformed record, an unknown key type
 
 
-class _KeyProbe:
+class KeyProbe:
     """The key of a signature from the TXT cache, and a note of what DNS said."""
 
     def __init__(self, txt: TxtCache, deadline: Deadline, cached_only: bool = False) -> None:
@@ -118,7 +118,10 @@ class _KeyProbe:
         return self.record if self.key(name.rstrip(b".")) is not None else None
 
 
-class _Message(dkim.DKIM):
+class ProbedKeys(dkim.DomainSigner):
+    """dkimpy's signer with our message split and keys from a `KeyProbe` (DKIM here, ARC in
+    smtp_edge/arc_check.py): the message is passed as for dkimpy, the probe as its dnsfunc."""
+
     def set_message(self, message: bytes) -> None:
         super().set_message(b"")  # resets what a verification records
         self.headers, self.body = dkimpy_fast.rfc822_parse(message)
@@ -130,6 +133,10 @@ class _Message(dkim.DKIM):
             return False
         self.pk, self.keysize, self.ktag, self.seqtlsrpt = key
         return bool(self.verify_sig_process(sig, include_headers, sig_header, dnsfunc))
+
+
+class _Message(ProbedKeys, dkim.DKIM):
+    pass
 
 
 
@@ -167,7 +174,7 @@ def verify_signatures(
     results = []
     for index, value in enumerate(signatures):
         domain, selector = _tags(value)
-        probe = _KeyProbe(txt, deadline, cached_only)
+        probe = KeyProbe(txt, deadline, cached_only)
         result = dkim_lean.verify(lean, index, probe) if lean is not None else None
         if result is None:
             # Outside the lean verifier's case (smtp_edge/dkim_lean.py): dkimpy decides.
@@ -193,7 +200,7 @@ def _tags(value: bytes) -> tuple[str, str]:
     return domain, selector
 
 
-def _verify(message: _Message, index: int, probe: _KeyProbe) -> str:
+def _verify(message: _Message, index: int, probe: KeyProbe) -> str:
     try:
         prepared = message.verify_headerprep(index)
     except dkim.DKIMException:

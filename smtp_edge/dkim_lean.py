@@ -60,7 +60,7 @@ _PREHASHED = Prehashed(hashes.SHA256())
 
 
 class KeySource(Protocol):
-    """dkim_check._KeyProbe: the key of `<s>._domainkey.<d>` as dkimpy keeps it, or None."""
+    """dkim_check.KeyProbe: the key of `<s>._domainkey.<d>` as dkimpy keeps it, or None."""
 
     outcome: str
 

@@ -33,8 +33,8 @@ def txt() -> Iterator[TxtCache]:
         yield TxtCache(make_resolver(server.nameservers))
 
 
-def _probe(txt: TxtCache) -> dkim_check._KeyProbe:
-    return dkim_check._KeyProbe(txt, Deadline.after(5.0))
+def _probe(txt: TxtCache) -> dkim_check.KeyProbe:
+    return dkim_check.KeyProbe(txt, Deadline.after(5.0))
 
 
 def dkimpy_results(raw: bytes, txt: TxtCache) -> list[str]:
