@@ -173,13 +173,14 @@ def verify_signatures(
             return [DkimResult(*_tags(value), "neutral") for value in signatures]
     results = []
     for index, value in enumerate(signatures):
-        domain, selector = _tags(value)
         probe = KeyProbe(txt, deadline, cached_only)
         result = dkim_lean.verify(lean, index, probe) if lean is not None else None
         if result is None:
             # Outside the lean verifier's case (smtp_edge/dkim_lean.py): dkimpy decides.
             message = message or _dkimpy_message(raw)
             result = _verify(message, index, probe) if message is not None else "neutral"
+        read = dkim_lean.domain_and_selector(lean, index) if lean is not None else None
+        domain, selector = _names(*read) if read is not None else _tags(value)
         results.append(DkimResult(domain, selector, result))
     return results
 
@@ -195,9 +196,11 @@ def _dkimpy_message(raw: bytes) -> _Message | None:
 
 def _tags(value: bytes) -> tuple[str, str]:
     tags = dkim_lean.tags(value) or {}  # dkim.util.parse_tag_value's, None where it raises
-    domain = tags.get(b"d", b"").decode("ascii", "replace").lower()
-    selector = tags.get(b"s", b"").decode("ascii", "replace")
-    return domain, selector
+    return _names(tags.get(b"d", b""), tags.get(b"s", b""))
+
+
+def _names(domain: bytes, selector: bytes) -> tuple[str, str]:
+    return domain.decode("ascii", "replace").lower(), selector.decode("ascii", "replace")
 
 
 def _verify(message: _Message, index: int, probe: KeyProbe) -> str:

@@ -72,7 +72,9 @@ class LeanMessage:
     raw: bytes
     body_start: int
     headers: list[tuple[bytes, bytes]]  # (name, value with its CRLFs), as dkim.rfc822_parse
+    names: list[bytes]  # the fields' names in lower case
     signatures: list[int]  # where the DKIM-Signature fields are
+    tags: dict[int, dict[bytes, bytes]] = field(default_factory=dict)  # of signatures read
     _bodies: dict[bytes, bytes] = field(default_factory=dict)  # canonical body per algorithm
 
 
@@ -97,8 +99,9 @@ def read(raw: bytes) -> LeanMessage | None:
         if match is None:
             return None  # an mbox From line, or a line dkimpy refuses
         headers.append((line[: match.end() - 1], line[match.end() :] + b"\r\n"))
-    signatures = [i for i, (name, _) in enumerate(headers) if name.lower() == b"dkim-signature"]
-    return LeanMessage(raw, end + 4, headers, signatures)
+    names = [name.lower() for name, _ in headers]
+    signatures = [i for i, name in enumerate(names) if name == b"dkim-signature"]
+    return LeanMessage(raw, end + 4, headers, names, signatures)
 
 
 def unfolded(message: LeanMessage) -> list[tuple[bytes, bytes]]:
@@ -214,7 +217,10 @@ def verify(message: LeanMessage, index: int, keys: KeySource) -> str | None:
 def _verify(message: LeanMessage, index: int, keys: KeySource) -> str | None:
     signature_field = message.headers[message.signatures[index]]
     sig = tags(signature_field[1])
-    if sig is None or not _valid(sig, int(time.time())):
+    if sig is None:
+        return None
+    message.tags[index] = sig
+    if not _valid(sig, int(time.time())):
         return None
     header_algorithm, _, body_algorithm = sig.get(b"c", b"simple/simple").partition(b"/")
     body_algorithm = body_algorithm or b"simple"
@@ -241,7 +247,7 @@ def _verify(message: LeanMessage, index: int, keys: KeySource) -> str | None:
     if b"from" in include:
         include.append(b"from")  # dkimpy counts a second From field (its bug #644046)
     hasher = hashlib.sha256()
-    selected = _select(message.headers, include)
+    selected = _select(message, include)
     unsigned = _without_b(signature_field[1])
     if unsigned is None:
         return None
@@ -265,16 +271,30 @@ def _verify(message: LeanMessage, index: int, keys: KeySource) -> str | None:
     return "pass" if bits >= _MIN_KEY_BITS else "permerror"
 
 
-def _select(headers: list[tuple[bytes, bytes]], include: list[bytes]) -> list[tuple[bytes, bytes]]:
+def _select(message: LeanMessage, include: list[bytes]) -> list[tuple[bytes, bytes]]:
     """dkim.select_headers: each name in `h=` takes the next field of that name upwards."""
+    headers, names = message.headers, message.names
     selected = []
     last: dict[bytes, int] = {}
     for name in include:
         i = last.get(name, len(headers))
         while i > 0:
             i -= 1
-            if headers[i][0].lower() == name:
+            if names[i] == name:
                 selected.append(headers[i])
                 break
         last[name] = i
     return selected
+
+
+def domain_and_selector(message: LeanMessage, index: int) -> tuple[bytes, bytes] | None:
+    """The d= and s= the verifier read of the `index`-th signature, when they are the values
+    dkim_check reads from the unfolded field: no blanks inside them or inside a tag name, which
+    unfolding would change."""
+    sig = message.tags.get(index)
+    if sig is None or any(len(name.split()) > 1 for name in sig):
+        return None
+    domain, selector = sig.get(b"d", b""), sig.get(b"s", b"")
+    if len(domain.split()) > 1 or len(selector.split()) > 1:
+        return None
+    return domain, selector

@@ -282,3 +282,13 @@ def test_signature_tags_are_checked_as_dkimpy_checks_them() -> None:
         sig = {k: rng.choice(v) for k, v in choices.items() if k not in optional or rng.random() < 0.5}
         if dkim_lean._valid(sig, now):
             dkim.validate_signature_fields(sig)  # raises if dkimpy disagrees
+
+
+def test_domains_and_selectors_are_those_of_the_unfolded_fields(txt: TxtCache) -> None:
+    raw = sign(message(), domain=b"Signer.Example")
+    folded = raw.replace(b"d=Signer.Example;", b"d=Signer.Example;\r\n\t", 1)
+    for variant in (raw, folded, raw.replace(b"s=sel;", b"s=sel\r\n ;", 1)):
+        fields = dkim_check.header_fields(variant)
+        expected = [dkim_check._tags(v) for n, v in fields if n == b"dkim-signature"]
+        assert [(d.domain, d.selector) for d in check_auth(variant, NO_SPF, txt).dkim] == expected
+    assert expected == [("signer.example", "sel")]
