@@ -107,10 +107,14 @@ def read(raw: bytes) -> LeanMessage | None:
 def unfolded(message: LeanMessage) -> list[tuple[bytes, bytes]]:
     """dkim_check.header_fields of the same message (lower-case names, unfolded values), from
     the fields already read, so the header block is split once."""
-    return [
-        (name.lower(), b" ".join([line.strip() for line in value.split(b"\r\n")[:-1]]))
-        for name, value in message.headers
-    ]
+    fields = []
+    for name, (_, value) in zip(message.names, message.headers, strict=True):
+        text = value[:-2]  # without its final CRLF
+        if b"\r\n" in text:  # folded: each line stripped, joined by one space
+            fields.append((name, b" ".join([line.strip() for line in text.split(b"\r\n")])))
+        else:
+            fields.append((name, text.strip()))
+    return fields
 
 
 def tags(value: bytes) -> dict[bytes, bytes] | None:
@@ -253,8 +257,8 @@ def _verify(message: LeanMessage, index: int, keys: KeySource) -> str | None:
         return None
     signature_field = (signature_field[0], unsigned)
     if header_algorithm == b"relaxed":
-        selected = dkimpy_fast.relaxed_headers(selected)
-        signature_field = dkimpy_fast.relaxed_headers([signature_field])[0]
+        selected = [_relaxed(name, value) for name, value in selected]
+        signature_field = _relaxed(*signature_field)
     for name, field_value in selected:
         hasher.update(name + b":" + field_value)
     hasher.update(signature_field[0] + b":" + signature_field[1].rstrip())
@@ -269,6 +273,15 @@ def _verify(message: LeanMessage, index: int, keys: KeySource) -> str | None:
     except InvalidSignature:
         return "fail"
     return "pass" if bits >= _MIN_KEY_BITS else "permerror"
+
+
+def _relaxed(name: bytes, value: bytes) -> tuple[bytes, bytes]:
+    """Relaxed header canonicalisation (RFC 6376 3.4.2) of a CRLF-only field, as
+    dkimpy_fast.relaxed_headers without its check for bare LFs, which `read` has made."""
+    value = value.replace(b"\r\n", b"")
+    if b"\t" in value or b"  " in value:
+        value = dkimpy_fast.WHITESPACE.sub(b" ", value)
+    return name.lower(), value.strip() + b"\r\n"
 
 
 def _select(message: LeanMessage, include: list[bytes]) -> list[tuple[bytes, bytes]]:

@@ -88,7 +88,7 @@ def relaxed_body(body: bytes) -> bytes:
 Relaxed.canonicalize_body = staticmethod(relaxed_body)
 
 _dkimpy_relaxed_headers = Relaxed.canonicalize_headers
-_WHITESPACE = re.compile(rb"[\t ]+")
+WHITESPACE = re.compile(rb"[\t ]+")
 
 
 def relaxed_headers(headers: list[Any]) -> list[tuple[bytes, bytes]]:
@@ -101,7 +101,7 @@ def relaxed_headers(headers: list[Any]) -> list[tuple[bytes, bytes]]:
             continue
         unfolded = value.replace(b"\r\n", b"")
         if b"\t" in unfolded or b"  " in unfolded:
-            unfolded = _WHITESPACE.sub(b" ", unfolded)
+            unfolded = WHITESPACE.sub(b" ", unfolded)
         canonical.append((name.lower().rstrip(), unfolded.strip() + b"\r\n"))
     return canonical
 

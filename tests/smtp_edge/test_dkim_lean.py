@@ -144,7 +144,7 @@ FOLDED_AND_ODD = [
     b"Subject: a subject\r\n  folded \t twice\r\n over three lines\r\n\r\nbody\r\n",
     b"From:ann@signer.example\r\nTo:  box@cloudmailin.test  \r\nSubject:\tTabs\tand  spaces \r\n\r\n"
     b"line with trailing blanks   \r\n\ttabbed\t\tline\r\n\r\n\r\n\r\n",
-    b"From: ann@signer.example\r\nSubject: empty body\r\n\r\n",
+    b"From: ann@signer.example\r\nSubject: empty body\r\nX-Blank: a\r\n \r\n\t\r\n\r\n",
     b"From: ann@signer.example\r\nSubject: only blank lines\r\n\r\n\r\n\r\n",
     b"From: ann@signer.example\r\nFrom: second@other.example\r\nSubject: two From fields\r\n\r\nx\r\n",
     b"From: ann@signer.example\r\nSubject: no final line end\r\n\r\nlast line",
