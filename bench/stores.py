@@ -89,10 +89,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--steady", type=float, default=10.0, help="seconds at 50 messages/s, each address")
     args = parser.parse_args()
+    from provider.outbound.dkim import new_key_pair
+
+    public_key = new_key_pair()[1]  # the target's DNS zone publishes one (bench/inbound.py signs with it)
     with (
         tempfile.TemporaryDirectory(prefix="bench-seaweedfs-") as folder,
         service_env(PROVISIONING_MODE="sync") as env,
-        child(target_main) as (target_port, nameservers),
+        child(target_main, public_key) as (target_port, nameservers),
     ):
         s3 = start_seaweedfs(Path(folder), "bench-key", secrets.token_hex(16), buckets=(BUCKET,))
         try:

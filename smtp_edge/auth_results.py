@@ -1,5 +1,5 @@
-"""DKIM and DMARC results for each inbound message, for `envelope.dkim`, `envelope.dmarc` and
-the history.
+"""DKIM, DMARC and ARC results for each inbound message, for `envelope.dkim`, `envelope.dmarc`,
+`envelope.arc` and the history (DKIM and DMARC; ARC only in the payload).
 
 dkimpy is synchronous and waits on DNS, so a check that needs DNS runs in a thread (a small
 message whose records are all cached is checked on the event loop, as it is parsed there,
@@ -9,7 +9,7 @@ cores), or, for messages from `LARGE_MESSAGE_BYTES` on, in the edge's pool for l
 which bounds how many 25 MB bodies are canonicalised at once. Key and policy records are cached
 by TTL (`TxtCache`); one check uses at most `DEFAULT_TIME_LIMIT` seconds of DNS, after which the
 remaining look-ups count as `temperror`. It never raises: a bug in a check reports `temperror`
-and is logged, and the message is delivered all the same.
+(ARC: `fail`) and is logged, and the message is delivered all the same.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from dataclasses import dataclass
 
 import dns.resolver
 
-from provider.inbound.envelope import DkimResult, DmarcResult, SpfResult
+from provider.inbound.envelope import ArcResult, DkimResult, DmarcResult, SpfResult
 
-from .dkim_check import header_fields, verify_signatures
+from .arc_check import NO_CHAIN, verify_chain
+from .dkim_check import read_header, verify_signatures
 from .dmarc_check import check_dmarc
 from .txt_cache import Deadline, NotCached, TxtCache
 
@@ -40,6 +41,7 @@ MAX_CONCURRENT_CHECKS = 32
 class AuthResults:
     dkim: tuple[DkimResult, ...]
     dmarc: DmarcResult
+    arc: ArcResult = NO_CHAIN
 
     @property
     def dkim_summary(self) -> str:
@@ -60,21 +62,31 @@ def check_auth(
     time_limit: float = DEFAULT_TIME_LIMIT,
     cached_only: bool = False,
 ) -> AuthResults:
-    """DKIM then DMARC for one message (blocking: DNS look-ups and hashing the body).
+    """DKIM, DMARC, then ARC for a message with an ARC-Seal (blocking: DNS look-ups and
+    hashing the body).
 
     With `cached_only` it never waits on DNS: it raises NotCached when a record is not cached.
     """
     deadline = Deadline.after(time_limit)
     try:
-        fields = header_fields(raw)
-        dkim_results = verify_signatures(raw, fields, txt, deadline, cached_only=cached_only)
+        fields, lean = read_header(raw)
+        dkim_results = verify_signatures(
+            raw, fields, txt, deadline, cached_only=cached_only, lean=lean
+        )
         dmarc_result = check_dmarc(fields, spf, dkim_results, txt, deadline, cached_only=cached_only)
     except NotCached:
         raise
     except Exception:
         log.exception("DKIM/DMARC check crashed; reporting temperror")
         return AuthResults((), DmarcResult("temperror", None))
-    return AuthResults(tuple(dkim_results), dmarc_result)
+    try:
+        arc_result = verify_chain(raw, fields, txt, deadline, cached_only=cached_only)
+    except NotCached:
+        raise
+    except Exception:
+        log.exception("ARC check crashed; reporting fail")
+        arc_result = ArcResult("fail", 0)
+    return AuthResults(tuple(dkim_results), dmarc_result, arc_result)
 
 
 class AuthChecker:

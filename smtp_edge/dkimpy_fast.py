@@ -40,7 +40,7 @@ _SHA256_DIGEST_INFO = 19 + 32  # RFC 8017 9.2: the DER prefix and the digest
 
 
 @functools.lru_cache(maxsize=1024)
-def _rsa_public_key(modulus: int, exponent: int) -> rsa.RSAPublicKey:
+def rsa_public_key(modulus: int, exponent: int) -> rsa.RSAPublicKey:
     return rsa.RSAPublicNumbers(exponent, modulus).public_key()
 
 
@@ -53,7 +53,7 @@ def _rsa_verify(hash: Any, signature: bytes, public_key: dict[str, int]) -> bool
     if size < _SHA256_DIGEST_INFO + 11:
         raise dkim.crypto.DigestTooLargeError()  # as dkimpy: a key too small for the digest
     try:
-        key = _rsa_public_key(modulus, exponent)
+        key = rsa_public_key(modulus, exponent)
     except ValueError:
         return bool(_dkimpy_rsa_verify(hash, signature, public_key))
     # dkimpy reads the signature as a number: leading zero bytes, missing or extra, change nothing.
@@ -88,7 +88,7 @@ def relaxed_body(body: bytes) -> bytes:
 Relaxed.canonicalize_body = staticmethod(relaxed_body)
 
 _dkimpy_relaxed_headers = Relaxed.canonicalize_headers
-_WHITESPACE = re.compile(rb"[\t ]+")
+WHITESPACE = re.compile(rb"[\t ]+")
 
 
 def relaxed_headers(headers: list[Any]) -> list[tuple[bytes, bytes]]:
@@ -101,7 +101,7 @@ def relaxed_headers(headers: list[Any]) -> list[tuple[bytes, bytes]]:
             continue
         unfolded = value.replace(b"\r\n", b"")
         if b"\t" in unfolded or b"  " in unfolded:
-            unfolded = _WHITESPACE.sub(b" ", unfolded)
+            unfolded = WHITESPACE.sub(b" ", unfolded)
         canonical.append((name.lower().rstrip(), unfolded.strip() + b"\r\n"))
     return canonical
 

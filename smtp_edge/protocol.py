@@ -237,7 +237,7 @@ class EdgeSMTP(SMTP):
             if received.content is None:
                 transaction.oversize = True
             else:
-                transaction.content = transaction.original_content = bytes(received.content)
+                transaction.content = transaction.original_content = received.content
             del received
             # The POST may take the target's whole timeout; the idle timer must not cut it short.
             self._reset_timeout(self._processing_timeout)

@@ -20,6 +20,7 @@ from typing import Any
 from provider.settings import Settings, get_settings
 
 from .context import EdgeContext
+from .malloc_tuning import fix_mmap_threshold
 from .mx import MxHandler
 from .protocol import EdgeSMTP, MxSMTP
 from .slots import Slots
@@ -158,6 +159,7 @@ async def serve(settings: Settings) -> None:
 def main() -> None:
     settings = get_settings()
     logging.basicConfig(level=settings.log_level)
+    fix_mmap_threshold()  # large messages cost their size, not more (smtp_edge/malloc_tuning.py)
     if settings.log_level != "DEBUG":
         # aiosmtpd logs every command at INFO, addresses included; keep its warnings only.
         logging.getLogger("mail.log").setLevel(logging.WARNING)

@@ -121,4 +121,5 @@ def post_envelope(
         tls_cipher=facts.tls_protocol,
         dkim=auth.dkim if auth is not None else None,
         dmarc=auth.dmarc if auth is not None else None,
+        arc=auth.arc if auth is not None else None,
     )

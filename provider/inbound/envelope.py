@@ -11,6 +11,8 @@ DKIM_RESULTS = frozenset({"pass", "fail", "neutral", "temperror", "permerror"})
 DMARC_RESULTS = frozenset({"none", "pass", "fail", "temperror", "permerror"})
 """RFC 8601 section 2.7.1 / RFC 7489 section 11.2."""
 DMARC_POLICIES = frozenset({"none", "quarantine", "reject"})
+ARC_RESULTS = frozenset({"none", "pass", "fail"})
+"""RFC 8617 section 4.4 / RFC 8601's `arc` method."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,18 @@ class DmarcResult:
 
 
 @dataclass(frozen=True)
+class ArcResult:
+    """The message's ARC chain: its result and how many instances (hops) it has."""
+
+    result: str
+    instances: int
+
+    def __post_init__(self) -> None:
+        if self.result not in ARC_RESULTS:
+            raise ValueError(f"unknown ARC result {self.result!r}")
+
+
+@dataclass(frozen=True)
 class Envelope:
     to: str
     recipients: list[str]
@@ -66,6 +80,7 @@ class Envelope:
     store_url: str | None = None
     dkim: tuple[DkimResult, ...] | None = None  # None: not checked (no key in the payload)
     dmarc: DmarcResult | None = None
+    arc: ArcResult | None = None
 
 
 def envelope_fields(envelope: Envelope, md5: str) -> dict[str, Any]:
@@ -95,4 +110,6 @@ def envelope_fields(envelope: Envelope, md5: str) -> dict[str, Any]:
         if envelope.dmarc.policy is not None:
             dmarc["policy"] = envelope.dmarc.policy
         fields["dmarc"] = dmarc
+    if envelope.arc is not None:
+        fields["arc"] = {"result": envelope.arc.result, "instances": envelope.arc.instances}
     return fields

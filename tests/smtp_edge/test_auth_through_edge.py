@@ -1,5 +1,6 @@
-"""DKIM and DMARC results through the real edge: messages signed by dkimpy with a key the DNS
-server on 127.0.0.1 publishes, in every payload format, in the history and its filters."""
+"""DKIM, DMARC and ARC results through the real edge: messages signed (and sealed) by dkimpy
+with a key the DNS server on 127.0.0.1 publishes, in every payload format, in the history and
+its filters."""
 
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ from provider.settings import Settings
 from tests.dnsserver import DnsServer
 
 from .conftest import SENDER, SENDER_DOMAIN, SPF_ZONE, EdgeThread, Mailbox, Target, history, send
+from .test_arc import sealed
 from .test_dkim_dmarc import KEY, PUBLIC, signed
 
 AUTH_ZONE = {
     f"sel._domainkey.{SENDER_DOMAIN}": {"TXT": [dns_record(PUBLIC)]},
     f"_dmarc.{SENDER_DOMAIN}": {"TXT": ["v=DMARC1; p=quarantine"]},
     "_dmarc.brand.example": {"TXT": ["v=DMARC1; p=reject"]},
+    "sel._domainkey.forwarder.example": {"TXT": [dns_record(PUBLIC)]},
 }
 PASS = {"domain": SENDER_DOMAIN, "selector": "sel", "result": "pass"}
 
@@ -60,7 +63,8 @@ def test_a_signed_message_arrives_with_dkim_and_dmarc_pass(
     envelope = envelope_of(target)
     assert envelope["dkim"] == [PASS]
     assert envelope["dmarc"] == {"result": "pass", "domain": SENDER_DOMAIN, "policy": "quarantine"}
-    assert list(envelope)[-2:] == ["dkim", "dmarc"]  # after md5, as the spec lists them
+    assert list(envelope)[-3:] == ["dkim", "dmarc", "arc"]  # after md5, as the spec lists them
+    assert envelope["arc"] == {"result": "none", "instances": 0}  # not forwarded with ARC
     (row,) = history(db_session)
     assert (row.dkim_result, row.dmarc_result) == ("pass", "pass")
 
@@ -106,6 +110,39 @@ def test_an_unsigned_message_has_an_empty_dkim_list(
     assert envelope["dmarc"] == {"result": "fail", "domain": "brand.example", "policy": "reject"}
     (row,) = history(db_session)
     assert (row.dkim_result, row.dmarc_result) == ("none", "fail")
+
+
+@pytest.mark.usefixtures("auth_dns")
+def test_a_forwarded_message_arrives_with_its_arc_chain(
+    edge: EdgeThread, target: Target, mailbox: Callable[..., Mailbox]
+) -> None:
+    box = mailbox("/status/201")
+    send(edge, [box.address], sealed(mail()))
+    envelope = envelope_of(target)
+    assert envelope["arc"] == {"result": "pass", "instances": 1}
+    assert envelope["dkim"] == [PASS]
+
+
+@pytest.mark.usefixtures("auth_dns")
+def test_a_message_altered_after_its_seal_arrives_with_arc_fail(
+    edge: EdgeThread, target: Target, mailbox: Callable[..., Mailbox]
+) -> None:
+    box = mailbox("/status/201")
+    send(edge, [box.address], sealed(mail()).replace(b"order 42", b"order 666"))
+    assert envelope_of(target)["arc"] == {"result": "fail", "instances": 1}
+
+
+@pytest.mark.usefixtures("auth_dns")
+@pytest.mark.parametrize("fmt", ["multipart", "raw"])
+def test_form_formats_carry_the_arc_result_in_bracket_names(
+    edge: EdgeThread, target: Target, mailbox: Callable[..., Mailbox], fmt: str
+) -> None:
+    box = mailbox("/status/201", fmt=fmt)
+    send(edge, [box.address], sealed(mail()))
+    (post,) = target.requests
+    fields = post.form()
+    assert fields["envelope[arc][result]"] == b"pass"
+    assert fields["envelope[arc][instances]"] == b"1"
 
 
 @pytest.mark.usefixtures("auth_dns")

@@ -112,4 +112,6 @@ def test_the_raw_format_posts_the_message_byte_for_byte_with_the_envelope(
         # Unsigned (no envelope[dkim][...] fields), and sender.example publishes no DMARC record.
         ("envelope[dmarc][result]", b"none"),
         ("envelope[dmarc][domain]", SENDER_DOMAIN.encode()),
+        ("envelope[arc][result]", b"none"),  # no ARC-Seal: no chain
+        ("envelope[arc][instances]", b"0"),
     ]
