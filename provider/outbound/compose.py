@@ -196,14 +196,22 @@ def _fields(request: OutboundRequest, message_id: str, now: datetime) -> tuple[F
 def compose(request: OutboundRequest, message_id: str, now: datetime | None = None) -> bytes:
     """The whole RFC 5322 message for a request, CRLF throughout: written directly for the
     simple shapes (`compose_direct`), by the email package for the others."""
+    return compose_fields(request, message_id, now)[0]
+
+
+def compose_fields(
+    request: OutboundRequest, message_id: str, now: datetime | None = None
+) -> tuple[bytes, dict[str, str] | None]:
+    """`compose`, and when the message was written directly the values of the fields it set
+    (lower-cased names: exactly what the head carries), so nobody parses them back."""
     if request.raw is not None:
-        return compose_raw(request, message_id, now)
+        return compose_raw(request, message_id, now), None
     own, custom = _fields(request, message_id, now or datetime.now(UTC))
     plain, html = _texts(request)
     direct = _direct(request, own, custom, plain, html)
     if direct is None:
-        return _with_email(request, own, custom, plain, html)
-    return _within_limit(crlf(direct))
+        return _with_email(request, own, custom, plain, html), None
+    return _within_limit(crlf(direct)), {name.lower(): value for name, value in own}
 
 
 def compose_simple(request: OutboundRequest, message_id: str, now: datetime) -> bytes | None:
@@ -246,6 +254,6 @@ def _within_limit(raw: bytes) -> bytes:
 
 
 __all__ = [
-    "compose", "compose_raw", "compose_simple", "compose_with_email", "crlf", "field_names",
+    "compose", "compose_fields", "compose_raw", "compose_simple", "compose_with_email", "crlf", "field_names",
     "header_values", "render_markdown", "rewrite_head", "standard_fields",
 ]

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from email.utils import getaddresses
 
 from .attachments import refuse_blocked_attachments
-from .compose import compose, crlf, field_names, header_values, rewrite_head, standard_fields
+from .compose import compose_fields, crlf, field_names, header_values, rewrite_head, standard_fields
 from .errors import InvalidAddress, MessageRefused, OutboundTooBig, TooManyRecipients
 from .limits import API_TAG, MAX_MESSAGE_BYTES, MAX_RECIPIENTS
 from .request import ADDR_SPEC, OutboundRequest, read_priority
@@ -45,10 +45,13 @@ def domain_of(address: str) -> str:
 
 
 def from_api(request: OutboundRequest, message_id: str, now: datetime | None = None) -> Outgoing:
-    raw = compose(request, message_id, now or datetime.now(UTC))
+    raw, fields = compose_fields(request, message_id, now or datetime.now(UTC))
+    if fields is None:
+        fields = {name: value for name in ("subject", "message-id")
+                  if (value := next(iter(header_values(raw, name)), None)) is not None}
     subject = request.subject
     if subject is None:
-        subject = next(iter(header_values(raw, "Subject")), None)
+        subject = fields.get("subject")
     return Outgoing(
         source="api",
         sender=request.sender,
@@ -57,7 +60,7 @@ def from_api(request: OutboundRequest, message_id: str, now: datetime | None = N
         cc=request.cc,
         recipients=tuple(request.recipients),
         subject=subject,
-        message_id_header=next(iter(header_values(raw, "Message-ID")), None),
+        message_id_header=fields.get("message-id"),
         raw=raw,
         tags=(*request.tags, API_TAG) if API_TAG not in request.tags else request.tags,
         priority=request.priority,

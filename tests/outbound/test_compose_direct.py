@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from provider.outbound.compose import compose, compose_simple, compose_with_email
+from provider.outbound.compose import compose, compose_simple, compose_with_email, header_values
+from provider.outbound.outgoing import from_api
 from provider.outbound.request import read_request
 
 NOW = datetime(2026, 12, 1, 9, 30, 5, tzinfo=UTC)
@@ -97,3 +98,11 @@ def test_a_boundary_never_appears_inside_a_part() -> None:
     boundary = BOUNDARY.search(raw)
     assert boundary is not None
     assert raw.count(b"--" + boundary.group()) == 3  # opening, closing, and once between the two parts
+
+
+@pytest.mark.parametrize("fields", [*SIMPLE, *NOT_SIMPLE])
+def test_the_stored_subject_and_message_id_are_what_the_head_says(fields: dict[str, object]) -> None:
+    request = _request(fields)
+    outgoing = from_api(request, ID, NOW)
+    assert outgoing.subject == (request.subject or next(iter(header_values(outgoing.raw, "Subject")), None))
+    assert outgoing.message_id_header == header_values(outgoing.raw, "Message-ID")[0]
