@@ -12,8 +12,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, Text, any_, bindparam, exists, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from ..db import side_engine
@@ -21,7 +23,7 @@ from ..models import Domain, OutboundMessage, Resource, Suppression
 from ..models.base import utcnow
 from ..models.domain import SENDING
 from ..models.outbound import QUEUED, SUPPRESSED, TEST
-from ..outbound.errors import OutboundQuotaExceeded, SenderNotAllowed
+from ..outbound.errors import AccountClosed, OutboundQuotaExceeded, SenderNotAllowed
 from ..outbound.limits import PRIORITIES
 from ..outbound.outgoing import Outgoing, domain_of
 from ..plans import plan_named
@@ -71,28 +73,64 @@ def new_message_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
-def in_test_mode(resource: Resource, outgoing: Outgoing) -> bool:
-    return outgoing.test_mode or resource.plan == TEST_PLAN
+class SendingAccount(Protocol):
+    """Whom a message is sent for: a `Resource`, or the id a cached authentication knows
+    (`credentials.CredentialCache`); `accept` reads the account's current facts itself."""
+
+    @property
+    def id(self) -> str: ...
 
 
-def may_send_from(session: Session, resource: Resource, domain: str) -> bool:
-    """A verified sending domain of this resource, or a subdomain of one."""
+@dataclass(frozen=True)
+class AccountRef:
+    id: str
+
+
+def _sending_candidates(domain: str) -> list[str]:
+    """`domain` and each parent of it but the top-level one: a verified sending domain of the
+    resource may send as any of its subdomains."""
     labels = domain.lower().split(".")
-    candidates = [".".join(labels[i:]) for i in range(len(labels) - 1)]
-    found = session.scalar(
-        select(func.count())
-        .select_from(Domain)
-        .where(
-            Domain.resource_id == resource.id,
-            Domain.kind == SENDING,
-            Domain.verified_at.is_not(None),
-            Domain.name.in_(candidates),
-        )
-    )
-    return bool(found)
+    return [".".join(labels[i:]) for i in range(len(labels) - 1)]
 
 
-def _take_from_quota(session: Session, resource: Resource, now: datetime) -> None:
+_ACCOUNT = select(
+    Resource.plan,
+    Resource.active,
+    select(func.array_agg(Suppression.address))
+    .where(Suppression.resource_id == Resource.id,
+           Suppression.address == any_(bindparam("addresses", type_=ARRAY(Text))))
+    .scalar_subquery(),
+    exists().where(
+        Domain.resource_id == Resource.id,
+        Domain.kind == SENDING,
+        Domain.verified_at.is_not(None),
+        Domain.name == any_(bindparam("domains", type_=ARRAY(Text))),
+    ),
+).where(Resource.id == bindparam("resource_id"))
+"""What accepting needs of the account, read fresh in one round trip: its plan, whether it still
+serves (a cached authentication does not know of a deprovisioning), which recipients are on its
+suppression list and whether the From domain is one it may send from."""
+
+
+@dataclass(frozen=True)
+class _Facts:
+    plan: str
+    suppressed: frozenset[str]
+    may_send: bool
+
+
+def _account_facts(session: Session, resource_id: str, outgoing: Outgoing) -> _Facts:
+    row = session.execute(_ACCOUNT, {
+        "resource_id": resource_id,
+        "addresses": [address.lower() for address in outgoing.recipients],
+        "domains": _sending_candidates(outgoing.sender_domain),
+    }).first()
+    if row is None or not row[1]:
+        raise AccountClosed()
+    return _Facts(row[0], frozenset(row[2] or ()), bool(row[3]))
+
+
+def _take_from_quota(session: Session, resource_id: str, plan_name: str, now: datetime) -> None:
     """One from the month's count, in a transaction of its own on a connection of the side pool
     (`db.side_engine`: never a second one from the request's own pool, which can deadlock).
 
@@ -104,35 +142,24 @@ def _take_from_quota(session: Session, resource: Resource, now: datetime) -> Non
     (synchronous) commit is durable, the earlier count is too. A message whose commit then fails
     (PostgreSQL lost mid-request) has cost its account one from the count.
     """
-    plan = plan_named(resource.plan)
+    plan = plan_named(plan_name)
     bind = session.get_bind()
     engine = bind if isinstance(bind, Engine) else bind.engine
     with side_engine(engine).connect() as connection:
         connection.execute(_ASYNC_COMMIT)
         taken = connection.execute(
             _TAKE_ONE,
-            {"resource_id": resource.id, "period": month_start(now), "limit": plan.outbound_per_month},
+            {"resource_id": resource_id, "period": month_start(now), "limit": plan.outbound_per_month},
         ).first()
         connection.commit()
     if taken is None:
         raise OutboundQuotaExceeded(plan.name, plan.outbound_per_month)
 
 
-def _suppressed(session: Session, resource: Resource, recipients: tuple[str, ...]) -> set[str]:
-    lowered = [address.lower() for address in recipients]
-    return set(
-        session.scalars(
-            select(Suppression.address).where(
-                Suppression.resource_id == resource.id, Suppression.address.in_(lowered)
-            )
-        )
-    )
-
-
 def accept(
     session: Session,
     policy: SendingPolicy,
-    resource: Resource,
+    account: SendingAccount,
     outgoing: Outgoing,
     message_id: uuid.UUID,
     *,
@@ -141,6 +168,7 @@ def accept(
 ) -> OutboundMessage:
     """Store `outgoing` for delivery and return it; the caller commits.
 
+    Raises AccountClosed when the account no longer serves (deprovisioned since it authenticated).
     The returned `OutboundMessage` is not in the session (its rows are written by one statement,
     `_STORE`): read its fields, and query the stored rows when more is needed.
 
@@ -148,15 +176,14 @@ def accept(
     worker's job, enqueued by the edge that owns the queue).
     """
     now = now or utcnow()
-    test_mode = in_test_mode(resource, outgoing)
-    if policy.verify_sending_domains and not test_mode and not may_send_from(
-        session, resource, outgoing.sender_domain
-    ):
+    facts = _account_facts(session, account.id, outgoing)
+    test_mode = outgoing.test_mode or facts.plan == TEST_PLAN
+    if policy.verify_sending_domains and not test_mode and not facts.may_send:
         raise SenderNotAllowed(outgoing.sender_domain)
-    suppressed = _suppressed(session, resource, outgoing.recipients)
+    suppressed = facts.suppressed
     message = OutboundMessage(
         id=message_id,
-        resource_id=resource.id,
+        resource_id=account.id,
         created_at=now,
         source=outgoing.source,
         sender=outgoing.sender,
@@ -185,7 +212,7 @@ def accept(
     session.execute(
         _STORE,
         {
-            "id": message_id, "resource_id": resource.id, "now": now, "source": outgoing.source,
+            "id": message_id, "resource_id": account.id, "now": now, "source": outgoing.source,
             "sender": outgoing.sender, "sender_domain": outgoing.sender_domain, "to": list(outgoing.to),
             "cc": list(outgoing.cc), "subject": outgoing.subject,
             "message_id_header": outgoing.message_id_header, "tags": list(outgoing.tags),
@@ -198,7 +225,7 @@ def accept(
     )
     if not test_mode:
         # After the inserts: a message that could not be stored takes nothing from the count.
-        _take_from_quota(session, resource, now)
+        _take_from_quota(session, account.id, facts.plan, now)
     if QUEUED in states:
         wake(session, message)
     return message
