@@ -37,7 +37,6 @@ _TAKE_ONE = text(
     "WHERE usage.outbound < :limit RETURNING outbound"
 )
 """Counting and checking in one statement: concurrent sends can never overshoot the plan."""
-_ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 _STORE = text("""
 WITH message AS (
     INSERT INTO outbound_messages (id, resource_id, created_at, source, sender, sender_domain, "to", cc,
@@ -137,7 +136,7 @@ def _take_from_quota(session: Session, resource_id: str, plan_name: str, now: da
     Inside the message's transaction the upsert held the account's usage row locked until that
     commit had waited for the disk, so concurrent sends of one account went one fsync at a time
     (about 115 messages/s here, whatever the cores). Its own transaction commits without waiting
-    for the disk (`synchronous_commit = off`, that transaction only) and frees the row at once.
+    for the disk (the side pool's `synchronous_commit = off`) and frees the row at once.
     Nothing is lost by it: PostgreSQL flushes its log in order, so when the message's own
     (synchronous) commit is durable, the earlier count is too. A message whose commit then fails
     (PostgreSQL lost mid-request) has cost its account one from the count.
@@ -145,13 +144,11 @@ def _take_from_quota(session: Session, resource_id: str, plan_name: str, now: da
     plan = plan_named(plan_name)
     bind = session.get_bind()
     engine = bind if isinstance(bind, Engine) else bind.engine
-    with side_engine(engine).connect() as connection:
-        connection.execute(_ASYNC_COMMIT)
+    with side_engine(engine).connect() as connection:  # autocommit, without waiting for the disk
         taken = connection.execute(
             _TAKE_ONE,
             {"resource_id": resource_id, "period": month_start(now), "limit": plan.outbound_per_month},
         ).first()
-        connection.commit()
     if taken is None:
         raise OutboundQuotaExceeded(plan.name, plan.outbound_per_month)
 
