@@ -79,9 +79,15 @@ def rewrite_head(raw: bytes, *, drop: Iterable[str] = (), add: Iterable[tuple[st
 
 
 def header_values(raw: bytes, name: str) -> list[str]:
+    return head_values(raw, name)[name]
+
+
+def head_values(raw: bytes, *names: str) -> dict[str, list[str]]:
+    """Each named field's values (decoded, unfolded), from one parse of the head: parsing it is
+    most of what reading a submitted message costs, so it is done once for all the names."""
     head, _ = _split_head(raw)
     parsed = BytesHeaderParser(policy=policy.SMTP).parsebytes(b"\r\n".join(head) + b"\r\n\r\n")
-    return [str(value) for value in parsed.get_all(name, [])]
+    return {name: [str(value) for value in parsed.get_all(name, [])] for name in names}
 
 
 def _addresses_in(values: list[str]) -> set[str]:
@@ -102,10 +108,12 @@ def field_names(raw: bytes) -> set[str]:
     return {_field_name(field) for field in fields}
 
 
-def standard_fields(raw: bytes, message_id: str, domain: str, now: datetime) -> list[tuple[str, str]]:
+def standard_fields(
+    raw: bytes, message_id: str, domain: str, now: datetime, names: set[str] | None = None
+) -> list[tuple[str, str]]:
     """Date and Message-ID when the message lacks them (RFC 6409 section 8: a submission server
-    may add them)."""
-    names = field_names(raw)
+    may add them); `names`: `field_names(raw)` when the caller has them already."""
+    names = field_names(raw) if names is None else names
     added: list[tuple[str, str]] = []
     if "date" not in names:
         added.append(("Date", format_datetime(now)))
@@ -255,5 +263,5 @@ def _within_limit(raw: bytes) -> bytes:
 
 __all__ = [
     "compose", "compose_fields", "compose_raw", "compose_simple", "compose_with_email", "crlf", "field_names",
-    "header_values", "render_markdown", "rewrite_head", "standard_fields",
+    "head_values", "header_values", "render_markdown", "rewrite_head", "standard_fields",
 ]
