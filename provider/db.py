@@ -146,13 +146,15 @@ def side_engine(engine: Engine) -> Engine:
         with _side_lock:
             found = _side_engines.get(key)
             if found is None:
-                # Pre-ping (one round trip per use): the side pool sees no error of its own in an
-                # outage (the request's connection fails first), so without it the first send
-                # after PostgreSQL came back met a dead connection here.
+                # No pre-ping (a round trip per use): the side pool sees no error of its own in an
+                # outage (the request's connection fails first), so its first statement after
+                # PostgreSQL came back may meet a dead connection; its one caller retries that
+                # once on a new one (`sending._take_from_quota`).
                 found = _side_engines[key] = create_engine(
                     engine.url, pool_size=SIDE_POOL_SIZE, max_overflow=0, isolation_level="AUTOCOMMIT",
-                    **{**ENGINE_OPTIONS, "pool_pre_ping": True},
+                    **ENGINE_OPTIONS,
                 )
+                ping_idle_connections(found)
                 event.listen(found, "connect", _commit_without_waiting)
     return found
 
