@@ -52,7 +52,7 @@ def main() -> None:
         for call in chosen:
             for n in range(50):
                 call(n)  # warm-up
-            profiler = cProfile.Profile(time.process_time) if args.profile else None
+            profiler = cProfile.Profile() if args.profile else None
             cpu, wall = time.process_time(), time.perf_counter()
             if profiler:
                 profiler.enable()

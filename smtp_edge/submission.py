@@ -37,7 +37,13 @@ from provider.outbound.limits import MAX_MESSAGE_BYTES, MAX_RECIPIENTS
 from provider.outbound.outgoing import Outgoing, from_smtp
 from provider.outbound.request import ADDR_SPEC
 from provider.services.credentials import authenticate
-from provider.services.sending import AccountRef, SendingPolicy, accept, new_message_id
+from provider.services.sending import (
+    AccountRef,
+    SendingPolicy,
+    accept,
+    commit_each_statement,
+    new_message_id,
+)
 from provider.tasks import wake_delivery
 
 from .context import EdgeContext
@@ -109,6 +115,7 @@ def store(
     """One transaction: the account's checks (AccountClosed if it was deprovisioned since AUTH),
     the message and its recipients, the commit (after which the delivery job is enqueued; a
     Redis failure there is logged, not raised)."""
+    commit_each_statement(session)
     accept(session, policy, AccountRef(resource_id), outgoing, message_id, wake=wake_delivery(redis_url))
     session.commit()
 

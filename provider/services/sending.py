@@ -163,6 +163,19 @@ def _take_from_quota(session: Session, resource_id: str, plan_name: str, now: da
         raise OutboundQuotaExceeded(plan.name, plan.outbound_per_month)
 
 
+def commit_each_statement(session: Session) -> None:
+    """Have `session`'s statements commit one by one (autocommit), when nothing has run in it yet.
+
+    What `accept` writes is one statement (`_STORE`) and what it reads before needs no snapshot
+    of its own, so a transaction around them only added two round trips (BEGIN and COMMIT) to
+    each message. The store's own commit is synchronous: durable when it returns. The caller
+    still calls `session.commit()`, which sends nothing then but runs the after-commit hooks
+    (the delivery job). A session already in a transaction keeps it (the same result, slower).
+    """
+    if not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def accept(
     session: Session,
     policy: SendingPolicy,
@@ -173,7 +186,8 @@ def accept(
     wake: Callable[[Session, OutboundMessage], None],
     now: datetime | None = None,
 ) -> OutboundMessage:
-    """Store `outgoing` for delivery and return it; the caller commits.
+    """Store `outgoing` for delivery and return it; the caller commits (see also
+    `commit_each_statement`).
 
     Raises AccountClosed when the account no longer serves (deprovisioned since it authenticated).
     The returned `OutboundMessage` is not in the session (its rows are written by one statement,
@@ -218,6 +232,11 @@ def accept(
         replies.append(reply)
     # Core statements on the session's connection: the ORM's execute path (compile state,
     # events) cost more than the statements' own work here.
+    if not test_mode:
+        # Before the store: with `commit_each_statement` the store commits itself, and a refused
+        # message must not be stored. A message whose store then fails (PostgreSQL lost in
+        # between) has cost its account one from the count.
+        _take_from_quota(session, account.id, facts.plan, now)
     session.connection().execute(
         _STORE,
         {
@@ -232,9 +251,6 @@ def accept(
             "states": states, "replies": replies,
         },
     )
-    if not test_mode:
-        # After the inserts: a message that could not be stored takes nothing from the count.
-        _take_from_quota(session, account.id, facts.plan, now)
     if QUEUED in states:
         wake(session, message)
     return message

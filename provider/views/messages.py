@@ -19,7 +19,7 @@ from ..outbound.outgoing import from_api
 from ..outbound.request import read_request
 from ..services.credentials import CredentialCache
 from ..services.outbound_history import find_message, message_status, read_messages
-from ..services.sending import AccountRef, SendingPolicy, accept, new_message_id
+from ..services.sending import AccountRef, SendingPolicy, accept, commit_each_statement, new_message_id
 from ..tasks import wake_delivery
 from . import current_settings
 from .api import ApiError, authenticated, bearer_key, bp, page_response
@@ -44,13 +44,14 @@ def _sender(username: str) -> AccountRef:
 
 @bp.post("/<username>/messages")
 def send_message(username: str) -> ResponseReturnValue:
+    session = db.session()
+    commit_each_statement(session)
     account = _sender(username)
     body = request.get_json(silent=True)
     if body is None:
         raise ApiError(422, "The request body must be a JSON object (Content-Type: application/json)")
     settings = current_settings()
     message_id = new_message_id()
-    session = db.session()
     try:
         outgoing = from_api(read_request(body), str(message_id))
         message = accept(
