@@ -134,18 +134,35 @@ def side_engine(engine: Engine) -> Engine:
     """A small fixed pool of its own beside `engine`'s, for one short statement committed on its
     own while a connection of `engine`'s pool is held (the outbound quota). Taking a second
     connection from the same pool would deadlock once every request holds one and waits for
-    another (the web's pools have no overflow); a holder of a side connection waits for nothing."""
+    another (the web's pools have no overflow); a holder of a side connection waits for nothing.
+
+    Its connections autocommit, without waiting for the disk (`synchronous_commit = off`, set once
+    per connection): one round trip a statement instead of three (SET LOCAL, the statement,
+    COMMIT). What is committed there is made durable by the caller's own synchronous commit that
+    follows (PostgreSQL flushes its log in order)."""
     key = engine.url.render_as_string(hide_password=False)
     found = _side_engines.get(key)
     if found is None:
         with _side_lock:
             found = _side_engines.get(key)
             if found is None:
-                # Pre-ping (one round trip per use): the side pool sees no error of its own in an
-                # outage (the request's connection fails first), so without it the first send
-                # after PostgreSQL came back met a dead connection here.
+                # No pre-ping (a round trip per use): the side pool sees no error of its own in an
+                # outage (the request's connection fails first), so its first statement after
+                # PostgreSQL came back may meet a dead connection; its one caller retries that
+                # once on a new one (`sending._take_from_quota`).
                 found = _side_engines[key] = create_engine(
-                    engine.url, pool_size=SIDE_POOL_SIZE, max_overflow=0,
-                    **{**ENGINE_OPTIONS, "pool_pre_ping": True},
+                    engine.url, pool_size=SIDE_POOL_SIZE, max_overflow=0, isolation_level="AUTOCOMMIT",
+                    **ENGINE_OPTIONS,
                 )
+                ping_idle_connections(found)
+                event.listen(found, "connect", _commit_without_waiting)
     return found
+
+
+def _commit_without_waiting(dbapi_connection: Any, _record: Any) -> None:
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        dbapi_connection.execute("SET synchronous_commit = off")
+    finally:
+        dbapi_connection.autocommit = autocommit

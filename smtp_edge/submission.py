@@ -32,13 +32,18 @@ from aiosmtpd.smtp import SMTP, AuthResult, Session
 from sqlalchemy.orm import Session as DbSession
 
 from provider.errors import AuthThrottled, AuthUnavailable
-from provider.models import Resource
-from provider.outbound.errors import AccountClosed, InvalidAddress, OutboundTooBig
+from provider.outbound.errors import InvalidAddress, OutboundTooBig
 from provider.outbound.limits import MAX_MESSAGE_BYTES, MAX_RECIPIENTS
 from provider.outbound.outgoing import Outgoing, from_smtp
 from provider.outbound.request import ADDR_SPEC
 from provider.services.credentials import authenticate
-from provider.services.sending import SendingPolicy, accept, new_message_id
+from provider.services.sending import (
+    AccountRef,
+    SendingPolicy,
+    accept,
+    commit_each_statement,
+    new_message_id,
+)
 from provider.tasks import wake_delivery
 
 from .context import EdgeContext
@@ -107,12 +112,11 @@ def store(
     session: DbSession, resource_id: str, outgoing: Outgoing, message_id: uuid.UUID,
     policy: SendingPolicy, redis_url: str,
 ) -> None:
-    """One transaction: the account's checks, the message and its recipients, the commit (after
-    which the delivery job is enqueued; a Redis failure there is logged, not raised)."""
-    resource = session.get(Resource, resource_id)
-    if resource is None or not resource.active:
-        raise AccountClosed()
-    accept(session, policy, resource, outgoing, message_id, wake=wake_delivery(redis_url))
+    """One transaction: the account's checks (AccountClosed if it was deprovisioned since AUTH),
+    the message and its recipients, the commit (after which the delivery job is enqueued; a
+    Redis failure there is logged, not raised)."""
+    commit_each_statement(session)
+    accept(session, policy, AccountRef(resource_id), outgoing, message_id, wake=wake_delivery(redis_url))
     session.commit()
 
 

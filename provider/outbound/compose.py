@@ -19,15 +19,18 @@ from email.utils import format_datetime, getaddresses
 
 from markdown_it import MarkdownIt
 
+from .compose_direct import compose_direct
 from .errors import OutboundTooBig, RawMismatch
 from .limits import MAX_MESSAGE_BYTES
-from .request import OutboundRequest
+from .request import Attachment, OutboundRequest
 
 LINE_ENDING = re.compile(rb"\r\n|\r|\n")
 HEAD_END = re.compile(rb"\r\n\r\n")
 FIELD_START = re.compile(rb"([!-9;-~]+)[ \t]*:")
 
 _markdown: MarkdownIt | None = None
+Fields = list[tuple[str, str]]
+"""Header fields as (name, value), in order."""
 
 
 def render_markdown(source: str) -> str:
@@ -76,9 +79,15 @@ def rewrite_head(raw: bytes, *, drop: Iterable[str] = (), add: Iterable[tuple[st
 
 
 def header_values(raw: bytes, name: str) -> list[str]:
+    return head_values(raw, name)[name]
+
+
+def head_values(raw: bytes, *names: str) -> dict[str, list[str]]:
+    """Each named field's values (decoded, unfolded), from one parse of the head: parsing it is
+    most of what reading a submitted message costs, so it is done once for all the names."""
     head, _ = _split_head(raw)
     parsed = BytesHeaderParser(policy=policy.SMTP).parsebytes(b"\r\n".join(head) + b"\r\n\r\n")
-    return [str(value) for value in parsed.get_all(name, [])]
+    return {name: [str(value) for value in parsed.get_all(name, [])] for name in names}
 
 
 def _addresses_in(values: list[str]) -> set[str]:
@@ -99,10 +108,12 @@ def field_names(raw: bytes) -> set[str]:
     return {_field_name(field) for field in fields}
 
 
-def standard_fields(raw: bytes, message_id: str, domain: str, now: datetime) -> list[tuple[str, str]]:
+def standard_fields(
+    raw: bytes, message_id: str, domain: str, now: datetime, names: set[str] | None = None
+) -> list[tuple[str, str]]:
     """Date and Message-ID when the message lacks them (RFC 6409 section 8: a submission server
-    may add them)."""
-    names = field_names(raw)
+    may add them); `names`: `field_names(raw)` when the caller has them already."""
+    names = field_names(raw) if names is None else names
     added: list[tuple[str, str]] = []
     if "date" not in names:
         added.append(("Date", format_datetime(now)))
@@ -130,11 +141,16 @@ def _cte(text: str) -> str | None:
     return None if text.isascii() else "quoted-printable"
 
 
-def _body(request: OutboundRequest) -> EmailMessage:
+def _texts(request: OutboundRequest) -> tuple[str | None, str | None]:
+    """The plain and HTML content: markdown is the plain part and renders the HTML one."""
     html = request.html if request.html is not None else (
         render_markdown(request.markdown) if request.markdown is not None else None
     )
     plain = request.plain if request.plain is not None else request.markdown
+    return plain, html
+
+
+def _body(request: OutboundRequest, plain: str | None, html: str | None) -> EmailMessage:
     message = EmailMessage(policy=policy.SMTP)
     if plain is not None:
         message.set_content(plain, cte=_cte(plain))
@@ -153,9 +169,7 @@ def _body(request: OutboundRequest) -> EmailMessage:
                 attachment.content, maintype, subtype, cid=f"<{attachment.content_id}>",
                 filename=attachment.file_name, disposition="inline",
             )
-    for attachment in request.attachments:
-        if attachment.inline and html is not None:
-            continue
+    for attachment in _attached(request, html):
         maintype, _, subtype = attachment.content_type.partition("/")
         message.add_attachment(attachment.content, maintype, subtype, filename=attachment.file_name)
     for part in message.walk():
@@ -164,27 +178,77 @@ def _body(request: OutboundRequest) -> EmailMessage:
     return message
 
 
-def compose(request: OutboundRequest, message_id: str, now: datetime | None = None) -> bytes:
-    """The whole RFC 5322 message for a request, CRLF throughout."""
-    if request.raw is not None:
-        return compose_raw(request, message_id, now)
-    message = _body(request)
-    headers = EmailMessage(policy=policy.SMTP)
-    headers["From"] = request.sender
-    headers["To"] = ", ".join(request.to)
+def _attached(request: OutboundRequest, html: str | None) -> list[Attachment]:
+    """The attachments that are parts of the mixed message: all but the HTML's inline images."""
+    return [a for a in request.attachments if not (a.inline and html is not None)]
+
+
+def _fields(request: OutboundRequest, message_id: str, now: datetime) -> tuple[Fields, Fields]:
+    """The header fields compose sets itself, in order, and the request's own `headers`."""
+    own = [("From", request.sender), ("To", ", ".join(request.to))]
     if request.cc:
-        headers["Cc"] = ", ".join(request.cc)
+        own.append(("Cc", ", ".join(request.cc)))
     subject = request.subject
     custom = list(request.headers)
     if subject is None:
         subject = next((value for name, value in custom if name.lower() == "subject"), None)
     custom = [(name, value) for name, value in custom if name.lower() != "subject"]
     if subject is not None:
-        headers["Subject"] = subject
+        own.append(("Subject", subject))
     if not any(name.lower() == "date" for name, _ in custom):
-        headers["Date"] = format_datetime(now or datetime.now(UTC))
-    headers["Message-ID"] = f"<{message_id}@{request.sender_domain}>"
-    for name, value in custom:
+        own.append(("Date", format_datetime(now)))
+    own.append(("Message-ID", f"<{message_id}@{request.sender_domain}>"))
+    return own, custom
+
+
+def compose(request: OutboundRequest, message_id: str, now: datetime | None = None) -> bytes:
+    """The whole RFC 5322 message for a request, CRLF throughout: written directly for the
+    simple shapes (`compose_direct`), by the email package for the others."""
+    return compose_fields(request, message_id, now)[0]
+
+
+def compose_fields(
+    request: OutboundRequest, message_id: str, now: datetime | None = None
+) -> tuple[bytes, dict[str, str] | None]:
+    """`compose`, and when the message was written directly the values of the fields it set
+    (lower-cased names: exactly what the head carries), so nobody parses them back."""
+    if request.raw is not None:
+        return compose_raw(request, message_id, now), None
+    own, custom = _fields(request, message_id, now or datetime.now(UTC))
+    plain, html = _texts(request)
+    direct = _direct(request, own, custom, plain, html)
+    if direct is None:
+        return _with_email(request, own, custom, plain, html), None
+    return _within_limit(crlf(direct)), {name.lower(): value for name, value in own}
+
+
+def compose_simple(request: OutboundRequest, message_id: str, now: datetime) -> bytes | None:
+    """`compose`'s direct path alone: None when the request is not one of its simple shapes."""
+    own, custom = _fields(request, message_id, now)
+    direct = _direct(request, own, custom, *_texts(request))
+    return None if direct is None else crlf(direct)
+
+
+def compose_with_email(request: OutboundRequest, message_id: str, now: datetime) -> bytes:
+    """`compose`'s email package path alone (any shape), which the direct one must equal."""
+    own, custom = _fields(request, message_id, now)
+    return _with_email(request, own, custom, *_texts(request))
+
+
+def _direct(request: OutboundRequest, own: Fields, custom: Fields, plain: str | None,
+            html: str | None) -> bytes | None:
+    if html is not None and any(a.inline for a in request.attachments):
+        return None  # multipart/related: the email package's
+    texts = [(text, subtype, _cte(text)) for text, subtype in ((plain, "plain"), (html, "html"))
+             if text is not None]
+    return compose_direct(own, custom, texts, _attached(request, html))
+
+
+def _with_email(request: OutboundRequest, own: Fields, custom: Fields, plain: str | None,
+                html: str | None) -> bytes:
+    message = _body(request, plain, html)
+    headers = EmailMessage(policy=policy.SMTP)
+    for name, value in [*own, *custom]:
         headers[name] = value
     for name, value in headers.items():
         message[name] = value
@@ -198,6 +262,6 @@ def _within_limit(raw: bytes) -> bytes:
 
 
 __all__ = [
-    "compose", "compose_raw", "crlf", "field_names", "header_values", "render_markdown", "rewrite_head",
-    "standard_fields",
+    "compose", "compose_fields", "compose_raw", "compose_simple", "compose_with_email", "crlf", "field_names",
+    "head_values", "header_values", "render_markdown", "rewrite_head", "standard_fields",
 ]

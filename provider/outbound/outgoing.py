@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from email.utils import getaddresses
 
 from .attachments import refuse_blocked_attachments
-from .compose import compose, crlf, field_names, header_values, rewrite_head, standard_fields
+from .compose import compose_fields, crlf, field_names, head_values, rewrite_head, standard_fields
 from .errors import InvalidAddress, MessageRefused, OutboundTooBig, TooManyRecipients
 from .limits import API_TAG, MAX_MESSAGE_BYTES, MAX_RECIPIENTS
 from .request import ADDR_SPEC, OutboundRequest, read_priority
@@ -45,10 +45,13 @@ def domain_of(address: str) -> str:
 
 
 def from_api(request: OutboundRequest, message_id: str, now: datetime | None = None) -> Outgoing:
-    raw = compose(request, message_id, now or datetime.now(UTC))
+    raw, fields = compose_fields(request, message_id, now or datetime.now(UTC))
+    if fields is None:
+        fields = {name.lower(): values[0]
+                  for name, values in head_values(raw, "Subject", "Message-ID").items() if values}
     subject = request.subject
     if subject is None:
-        subject = next(iter(header_values(raw, "Subject")), None)
+        subject = fields.get("subject")
     return Outgoing(
         source="api",
         sender=request.sender,
@@ -57,7 +60,7 @@ def from_api(request: OutboundRequest, message_id: str, now: datetime | None = N
         cc=request.cc,
         recipients=tuple(request.recipients),
         subject=subject,
-        message_id_header=next(iter(header_values(raw, "Message-ID")), None),
+        message_id_header=fields.get("message-id"),
         raw=raw,
         tags=(*request.tags, API_TAG) if API_TAG not in request.tags else request.tags,
         priority=request.priority,
@@ -85,28 +88,31 @@ def from_smtp(
     if len(raw) > MAX_MESSAGE_BYTES:
         raise OutboundTooBig(MAX_MESSAGE_BYTES)
     refuse_blocked_attachments(raw)
-    priority = read_priority(next(iter(header_values(raw, CLASS_HEADER)), None))
-    tags = _tags_from(header_values(raw, TAGS_HEADER))
-    from_header = next(iter(header_values(raw, "From")), "")
+    given = head_values(raw, CLASS_HEADER, TAGS_HEADER, "From")
+    priority = read_priority(next(iter(given[CLASS_HEADER]), None))
+    tags = _tags_from(given[TAGS_HEADER])
+    from_header = next(iter(given["From"]), "")
     senders = [address for _, address in getaddresses([from_header]) if address]
     sender_address = senders[0] if senders else mail_from
     if not ADDR_SPEC.fullmatch(sender_address or ""):
         raise InvalidAddress("The message has no valid From address")
-    if "from" not in field_names(raw):
+    names = field_names(raw)
+    if "from" not in names:
         raise MessageRefused("The message has no From header (RFC 5322 section 3.6)")
-    add = standard_fields(raw, message_id, domain_of(sender_address), now or datetime.now(UTC))
+    add = standard_fields(raw, message_id, domain_of(sender_address), now or datetime.now(UTC), names)
     raw = rewrite_head(raw, drop=SUBMISSION_DROPPED, add=add)
     if len(raw) > MAX_MESSAGE_BYTES:
         raise OutboundTooBig(MAX_MESSAGE_BYTES)
+    sent = head_values(raw, "To", "Cc", "Subject", "Message-ID")
     return Outgoing(
         source="smtp",
         sender=from_header or sender_address,
         sender_domain=domain_of(sender_address),
-        to=tuple(header_values(raw, "To")),
-        cc=tuple(header_values(raw, "Cc")),
+        to=tuple(sent["To"]),
+        cc=tuple(sent["Cc"]),
         recipients=tuple(rcpt_tos),
-        subject=next(iter(header_values(raw, "Subject")), None),
-        message_id_header=next(iter(header_values(raw, "Message-ID")), None),
+        subject=next(iter(sent["Subject"]), None),
+        message_id_header=next(iter(sent["Message-ID"]), None),
         raw=raw,
         tags=tags,
         priority=priority,

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import formataddr, getaddresses, parseaddr
+from functools import cached_property
 from typing import Any
 
 from .errors import (
@@ -74,15 +75,17 @@ class OutboundRequest:
     test_mode: bool = False
     raw: bytes | None = None
 
-    @property
+    # Cached: parsing an address is one of the dearer steps of reading a request, and each of
+    # these is asked for several times (the checks, composing, storing).
+    @cached_property
     def sender_address(self) -> str:
         return bare_address(self.sender)
 
-    @property
+    @cached_property
     def sender_domain(self) -> str:
         return self.sender_address.rpartition("@")[2].lower()
 
-    @property
+    @cached_property
     def recipients(self) -> list[str]:
         """The envelope recipients: every To and Cc address once, in order."""
         seen: set[str] = set()

@@ -12,8 +12,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, Text, any_, bindparam, exists, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ..db import side_engine
@@ -21,7 +24,7 @@ from ..models import Domain, OutboundMessage, Resource, Suppression
 from ..models.base import utcnow
 from ..models.domain import SENDING
 from ..models.outbound import QUEUED, SUPPRESSED, TEST
-from ..outbound.errors import OutboundQuotaExceeded, SenderNotAllowed
+from ..outbound.errors import AccountClosed, OutboundQuotaExceeded, SenderNotAllowed
 from ..outbound.limits import PRIORITIES
 from ..outbound.outgoing import Outgoing, domain_of
 from ..plans import plan_named
@@ -35,7 +38,6 @@ _TAKE_ONE = text(
     "WHERE usage.outbound < :limit RETURNING outbound"
 )
 """Counting and checking in one statement: concurrent sends can never overshoot the plan."""
-_ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
 _STORE = text("""
 WITH message AS (
     INSERT INTO outbound_messages (id, resource_id, created_at, source, sender, sender_domain, "to", cc,
@@ -71,76 +73,123 @@ def new_message_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
-def in_test_mode(resource: Resource, outgoing: Outgoing) -> bool:
-    return outgoing.test_mode or resource.plan == TEST_PLAN
+class SendingAccount(Protocol):
+    """Whom a message is sent for: a `Resource`, or the id a cached authentication knows
+    (`credentials.CredentialCache`); `accept` reads the account's current facts itself."""
+
+    @property
+    def id(self) -> str: ...
 
 
-def may_send_from(session: Session, resource: Resource, domain: str) -> bool:
-    """A verified sending domain of this resource, or a subdomain of one."""
+@dataclass(frozen=True)
+class AccountRef:
+    id: str
+
+
+def _sending_candidates(domain: str) -> list[str]:
+    """`domain` and each parent of it but the top-level one: a verified sending domain of the
+    resource may send as any of its subdomains."""
     labels = domain.lower().split(".")
-    candidates = [".".join(labels[i:]) for i in range(len(labels) - 1)]
-    found = session.scalar(
-        select(func.count())
-        .select_from(Domain)
-        .where(
-            Domain.resource_id == resource.id,
-            Domain.kind == SENDING,
-            Domain.verified_at.is_not(None),
-            Domain.name.in_(candidates),
-        )
-    )
-    return bool(found)
+    return [".".join(labels[i:]) for i in range(len(labels) - 1)]
 
 
-def _take_from_quota(session: Session, resource: Resource, now: datetime) -> None:
+_ACCOUNT = select(
+    Resource.plan,
+    Resource.active,
+    select(func.array_agg(Suppression.address))
+    .where(Suppression.resource_id == Resource.id,
+           Suppression.address == any_(bindparam("addresses", type_=ARRAY(Text))))
+    .scalar_subquery(),
+    exists().where(
+        Domain.resource_id == Resource.id,
+        Domain.kind == SENDING,
+        Domain.verified_at.is_not(None),
+        Domain.name == any_(bindparam("domains", type_=ARRAY(Text))),
+    ),
+).where(Resource.id == bindparam("resource_id"))
+"""What accepting needs of the account, read fresh in one round trip: its plan, whether it still
+serves (a cached authentication does not know of a deprovisioning), which recipients are on its
+suppression list and whether the From domain is one it may send from."""
+
+
+@dataclass(frozen=True)
+class _Facts:
+    plan: str
+    suppressed: frozenset[str]
+    may_send: bool
+
+
+def _account_facts(session: Session, resource_id: str, outgoing: Outgoing) -> _Facts:
+    row = session.connection().execute(_ACCOUNT, {
+        "resource_id": resource_id,
+        "addresses": [address.lower() for address in outgoing.recipients],
+        "domains": _sending_candidates(outgoing.sender_domain),
+    }).first()
+    if row is None or not row[1]:
+        raise AccountClosed()
+    return _Facts(row[0], frozenset(row[2] or ()), bool(row[3]))
+
+
+def _side_statement(engine: Engine, params: dict[str, object]) -> object | None:
+    with side_engine(engine).connect() as connection:  # autocommit, without waiting for the disk
+        return connection.execute(_TAKE_ONE, params).first()
+
+
+def _take_from_quota(session: Session, resource_id: str, plan_name: str, now: datetime) -> None:
     """One from the month's count, in a transaction of its own on a connection of the side pool
     (`db.side_engine`: never a second one from the request's own pool, which can deadlock).
 
     Inside the message's transaction the upsert held the account's usage row locked until that
     commit had waited for the disk, so concurrent sends of one account went one fsync at a time
     (about 115 messages/s here, whatever the cores). Its own transaction commits without waiting
-    for the disk (`synchronous_commit = off`, that transaction only) and frees the row at once.
+    for the disk (the side pool's `synchronous_commit = off`) and frees the row at once.
     Nothing is lost by it: PostgreSQL flushes its log in order, so when the message's own
     (synchronous) commit is durable, the earlier count is too. A message whose commit then fails
     (PostgreSQL lost mid-request) has cost its account one from the count.
     """
-    plan = plan_named(resource.plan)
+    plan = plan_named(plan_name)
     bind = session.get_bind()
     engine = bind if isinstance(bind, Engine) else bind.engine
-    with side_engine(engine).connect() as connection:
-        connection.execute(_ASYNC_COMMIT)
-        taken = connection.execute(
-            _TAKE_ONE,
-            {"resource_id": resource.id, "period": month_start(now), "limit": plan.outbound_per_month},
-        ).first()
-        connection.commit()
+    params = {"resource_id": resource_id, "period": month_start(now), "limit": plan.outbound_per_month}
+    try:
+        taken = _side_statement(engine, params)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        # A side connection that died in an outage the request's own connection saw first (the
+        # side pool is not pinged per use): once more, on a new connection.
+        taken = _side_statement(engine, params)
     if taken is None:
         raise OutboundQuotaExceeded(plan.name, plan.outbound_per_month)
 
 
-def _suppressed(session: Session, resource: Resource, recipients: tuple[str, ...]) -> set[str]:
-    lowered = [address.lower() for address in recipients]
-    return set(
-        session.scalars(
-            select(Suppression.address).where(
-                Suppression.resource_id == resource.id, Suppression.address.in_(lowered)
-            )
-        )
-    )
+def commit_each_statement(session: Session) -> None:
+    """Have `session`'s statements commit one by one (autocommit), when nothing has run in it yet.
+
+    What `accept` writes is one statement (`_STORE`) and what it reads before needs no snapshot
+    of its own, so a transaction around them only added two round trips (BEGIN and COMMIT) to
+    each message. The store's own commit is synchronous: durable when it returns. The caller
+    still calls `session.commit()`, which sends nothing then but runs the after-commit hooks
+    (the delivery job). A session already in a transaction keeps it (the same result, slower).
+    """
+    if not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 def accept(
     session: Session,
     policy: SendingPolicy,
-    resource: Resource,
+    account: SendingAccount,
     outgoing: Outgoing,
     message_id: uuid.UUID,
     *,
     wake: Callable[[Session, OutboundMessage], None],
     now: datetime | None = None,
 ) -> OutboundMessage:
-    """Store `outgoing` for delivery and return it; the caller commits.
+    """Store `outgoing` for delivery and return it; the caller commits (see also
+    `commit_each_statement`).
 
+    Raises AccountClosed when the account no longer serves (deprovisioned since it authenticated).
     The returned `OutboundMessage` is not in the session (its rows are written by one statement,
     `_STORE`): read its fields, and query the stored rows when more is needed.
 
@@ -148,15 +197,14 @@ def accept(
     worker's job, enqueued by the edge that owns the queue).
     """
     now = now or utcnow()
-    test_mode = in_test_mode(resource, outgoing)
-    if policy.verify_sending_domains and not test_mode and not may_send_from(
-        session, resource, outgoing.sender_domain
-    ):
+    facts = _account_facts(session, account.id, outgoing)
+    test_mode = outgoing.test_mode or facts.plan == TEST_PLAN
+    if policy.verify_sending_domains and not test_mode and not facts.may_send:
         raise SenderNotAllowed(outgoing.sender_domain)
-    suppressed = _suppressed(session, resource, outgoing.recipients)
+    suppressed = facts.suppressed
     message = OutboundMessage(
         id=message_id,
-        resource_id=resource.id,
+        resource_id=account.id,
         created_at=now,
         source=outgoing.source,
         sender=outgoing.sender,
@@ -182,10 +230,17 @@ def accept(
             state, reply = QUEUED, None
         states.append(state)
         replies.append(reply)
-    session.execute(
+    # Core statements on the session's connection: the ORM's execute path (compile state,
+    # events) cost more than the statements' own work here.
+    if not test_mode:
+        # Before the store: with `commit_each_statement` the store commits itself, and a refused
+        # message must not be stored. A message whose store then fails (PostgreSQL lost in
+        # between) has cost its account one from the count.
+        _take_from_quota(session, account.id, facts.plan, now)
+    session.connection().execute(
         _STORE,
         {
-            "id": message_id, "resource_id": resource.id, "now": now, "source": outgoing.source,
+            "id": message_id, "resource_id": account.id, "now": now, "source": outgoing.source,
             "sender": outgoing.sender, "sender_domain": outgoing.sender_domain, "to": list(outgoing.to),
             "cc": list(outgoing.cc), "subject": outgoing.subject,
             "message_id_header": outgoing.message_id_header, "tags": list(outgoing.tags),
@@ -196,9 +251,6 @@ def accept(
             "states": states, "replies": replies,
         },
     )
-    if not test_mode:
-        # After the inserts: a message that could not be stored takes nothing from the count.
-        _take_from_quota(session, resource, now)
     if QUEUED in states:
         wake(session, message)
     return message

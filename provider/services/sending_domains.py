@@ -4,7 +4,7 @@ One set of operations for every way in (the sending domains API today, the dashb
 Adding a domain generates its DKIM key pair (the private half encrypted at rest) and a random
 verification token; the add-on then publishes two TXT records, and `verify` reads them back
 through the deployment's resolver (`DNS_NAMESERVERS`). Only a verified domain (and its
-subdomains) may appear in From (`services.sending.may_send_from`), and its key signs the mail at
+subdomains) may appear in From (`services.sending.accept` checks it), and its key signs the mail at
 delivery (`workers.delivery.dkim`).
 
 The verification record lives at `_cloudmailin.<domain>`, not at the domain itself: the apex TXT

@@ -39,11 +39,15 @@ from .errors import ApiError, api_error  # ApiError: also imported from here by 
 bp = Blueprint("api", __name__, url_prefix="/api/v0.1")
 
 
-def authenticated(username: str) -> Resource:
+def bearer_key() -> str | None:
+    """The key of the request's `Authorization: Bearer <key>`, if it has one."""
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    resource = None
-    if scheme.lower() == "bearer" and key.strip():
-        resource = authenticate(db.session(), username, key.strip())
+    return key.strip() if scheme.lower() == "bearer" and key.strip() else None
+
+
+def authenticated(username: str) -> Resource:
+    key = bearer_key()
+    resource = authenticate(db.session(), username, key) if key else None
     if resource is None:
         raise ApiError(401, "Unauthorized")
     return resource
