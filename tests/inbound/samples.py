@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.formparser import parse_form_data
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
@@ -13,6 +14,17 @@ from werkzeug.test import create_environ
 from provider.inbound import Envelope, Payload, SpfResult
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
+
+
+def corpus_part(path: Path = CORPUS) -> Path:
+    """`path` in the real-world corpus, for a test (or a module, at import) to read. Without the
+    corpus beside the checkout the test is skipped: a local run may lack it, and CI refuses to
+    start without it (tests/conftest.py). A part missing from a corpus that is there is a failure,
+    not a skip, so a renamed file cannot turn its tests off quietly."""
+    if not CORPUS.is_dir():
+        pytest.skip(f"shared/corpus is not beside the checkout ({CORPUS})", allow_module_level=True)
+    assert path.exists(), f"{path} is missing from the corpus"
+    return path
 
 
 def envelope(**overrides: object) -> Envelope:

@@ -10,7 +10,7 @@ import pytest
 from provider.outbound.bounce_rules import is_hard_bounce, is_hard_status
 from provider.outbound.dsn import MAX_READ_BYTES, NotADeliveryReport, parse_report
 from provider.outbound.verp import message_id_of
-from tests.conftest import CORPUS
+from tests.inbound.samples import CORPUS, corpus_part
 from workers.delivery.engine import bounce_address
 from workers.delivery.transport import Reply
 
@@ -107,8 +107,7 @@ def test_the_bounce_address_names_its_message_in_any_case() -> None:
 
 
 def test_every_corpus_bounce_with_a_report_is_read() -> None:
-    if not BOUNCES.is_dir():
-        pytest.skip(f"corpus not beside the checkout ({BOUNCES})")
+    corpus_part(BOUNCES)
     read = {}
     for path in sorted(BOUNCES.glob("*.eml")):
         try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import smtplib
 import uuid
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -18,7 +17,7 @@ from sqlalchemy.orm import Session
 from provider.models import OutboundEvent
 from provider.models.outbound import BOUNCED, DEFERRED, DELIVERED, QUEUED, RETRIES_EXHAUSTED
 from provider.settings import Settings
-from tests.conftest import CORPUS
+from tests.inbound.samples import CORPUS, corpus_part
 from tests.outbound.conftest import Account, new_account
 from tests.outbound.sent import recipient, sent_message, suppressed
 from workers.delivery.engine import bounce_address
@@ -232,9 +231,7 @@ def test_real_servers_bounces_are_read(
     edge: EdgeThread, settings: Settings, db_session: Session, account: Account,
     name: str, address: str, state: str, hard: bool,
 ) -> None:
-    path: Path = BOUNCES / name
-    if not path.is_file():
-        pytest.skip(f"corpus not beside the checkout ({path})")
+    path = corpus_part(BOUNCES / name)
     message_id = sent_message(db_session, account, [address])
 
     assert bounce(edge, settings, message_id, path.read_bytes())[0] == 250

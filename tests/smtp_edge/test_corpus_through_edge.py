@@ -25,12 +25,11 @@ from werkzeug.formparser import parse_form_data
 from werkzeug.test import create_environ
 
 from provider.inbound import Payload
-from tests.inbound.samples import CORPUS, corpus_files, form_parts
+from tests.inbound.samples import CORPUS, corpus_files, corpus_part, form_parts
 
 from .conftest import SENDER, EdgeThread, Mailbox, Request, Target
 
-if not CORPUS.is_dir():
-    pytest.skip("shared/corpus is not beside the checkout", allow_module_level=True)
+corpus_part()
 
 NOT_MESSAGES = {".png", ".wav", ".py", ".md"}
 """Files in the corpus that are fixtures of its own projects, not mail (pictures, sound, code)."""

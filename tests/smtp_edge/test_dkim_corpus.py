@@ -18,13 +18,11 @@ from smtp_edge.auth_results import check_auth
 from smtp_edge.dkim_check import MAX_SIGNATURES, header_fields
 from smtp_edge.txt_cache import TxtCache
 from tests.dnsserver import DnsServer
-from tests.inbound.samples import CORPUS
+from tests.inbound.samples import CORPUS, corpus_part
 
 from .test_dkim_dmarc import KEY, PUBLIC
 
-VECTORS = CORPUS / "flanker" / "dkim"
-if not VECTORS.is_dir():
-    pytest.skip("shared/corpus is not beside the checkout", allow_module_level=True)
+VECTORS = corpus_part(CORPUS / "flanker" / "dkim")
 
 SPF = SpfResult("none", "client.example")
 # Vector 24's "relaxed" form keeps the body's trailing blank and whitespace-only lines, which
