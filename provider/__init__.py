@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .views import inbound_domains_api as inbound_domains_api  # adds its routes to api.bp; own line
     from .views import resend_api as resend_api  # adds its route to api.bp; own line
 
+    messages.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(addresses_api.bp)
 

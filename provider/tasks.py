@@ -207,5 +207,10 @@ def wake_delivery(redis_url: str) -> Callable[[Session, OutboundMessage], None]:
 
 
 def _wake_all(redis_url: str, jobs: list[Job]) -> None:
+    """One `wake_once` per queue of what a commit stored (the first message's job): a waiting job
+    claims every due recipient of its queue, so a batch of messages needs no more."""
+    first: dict[str, Job] = {}
     for job in jobs:
+        first.setdefault(job.queue, job)
+    for job in first.values():
         wake_once(redis_url, job)

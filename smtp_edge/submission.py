@@ -9,8 +9,9 @@ who mistyped once.
 An authenticated session sends as the API does, with the same limits (`provider.outbound.limits`):
 20 RCPT (452 4.5.3 for the next), 10 MB (552 5.3.4 at MAIL SIZE= or after DATA). After DATA the
 message becomes an `Outgoing` (`from_smtp`: class and tags headers honoured and removed, Bcc
-dropped, attachment names checked) off the event loop, and `services.sending.accept` stores it in
-one transaction in a DB thread. `250 Thanks! Queued as: <uuid>` is sent only after the commit, so
+dropped, attachment names checked) off the event loop, and the process's `AcceptBatcher` stores
+it with whatever else arrived meanwhile (services/accept_batcher.py, the API's too), in its own
+thread. `250 Thanks! Queued as: <uuid>` is sent only after the commit, so
 an outage (PostgreSQL down) is a 451 the client retries, never a 250 for mail that was not kept.
 The delivery job is enqueued after the commit; if Redis does not take it, the message is still
 queued in PostgreSQL and the delivery worker's poller finds it.
@@ -22,28 +23,21 @@ import asyncio
 import binascii
 import logging
 import time
-import uuid
 from base64 import b64decode
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Session
-from sqlalchemy.orm import Session as DbSession
 
 from provider.errors import AuthThrottled, AuthUnavailable
 from provider.outbound.errors import InvalidAddress, OutboundTooBig
 from provider.outbound.limits import MAX_MESSAGE_BYTES, MAX_RECIPIENTS
-from provider.outbound.outgoing import Outgoing, from_smtp
+from provider.outbound.outgoing import from_smtp
 from provider.outbound.request import ADDR_SPEC
+from provider.services.accept_batcher import AcceptBatcher
 from provider.services.credentials import authenticate
-from provider.services.sending import (
-    AccountRef,
-    SendingPolicy,
-    accept,
-    commit_each_statement,
-    new_message_id,
-)
+from provider.services.sending import SendingPolicy, Submission, new_message_id
 from provider.tasks import wake_delivery
 
 from .context import EdgeContext
@@ -108,18 +102,6 @@ class SubmissionTransaction(Transaction):
         return MAX_MESSAGE_BYTES
 
 
-def store(
-    session: DbSession, resource_id: str, outgoing: Outgoing, message_id: uuid.UUID,
-    policy: SendingPolicy, redis_url: str,
-) -> None:
-    """One transaction: the account's checks (AccountClosed if it was deprovisioned since AUTH),
-    the message and its recipients, the commit (after which the delivery job is enqueued; a
-    Redis failure there is logged, not raised)."""
-    commit_each_statement(session)
-    accept(session, policy, AccountRef(resource_id), outgoing, message_id, wake=wake_delivery(redis_url))
-    session.commit()
-
-
 class SubmissionHandler(BaseHandler):
     max_message_bytes = MAX_MESSAGE_BYTES
     max_recipients = MAX_RECIPIENTS
@@ -127,6 +109,13 @@ class SubmissionHandler(BaseHandler):
     def __init__(self, context: EdgeContext, limiter: AuthLimiter | None = None) -> None:
         self.context = context
         self.limiter = limiter or AuthLimiter()
+        settings = context.settings
+        # A pool of its own: the edge's DB threads must never wait for the batcher's connection.
+        self.accepting = AcceptBatcher.on_own_pool(
+            settings.database_url,
+            SendingPolicy(verify_sending_domains=settings.sending_domain_verification),
+            wake_delivery(settings.redis_url),
+        )
 
     def offers_auth(self, server: SMTP) -> bool:
         return True  # aiosmtpd lists AUTH only once TLS is up (auth_require_tls)
@@ -162,16 +151,16 @@ class SubmissionHandler(BaseHandler):
         return await asyncio.shield(task)
 
     async def _submit(self, identity: Identity, sender: str, recipients: list[str], data: bytes) -> str:
-        settings = self.context.settings
         message_id = new_message_id()
         try:
             outgoing = await self.context.in_cpu(
                 len(data), from_smtp, sender, recipients, data, str(message_id)
             )
             del data
-            policy = SendingPolicy(verify_sending_domains=settings.sending_domain_verification)
-            await self.context.in_db(
-                store, identity.resource_id, outgoing, message_id, policy, settings.redis_url
+            # AccountClosed if the add-on was deprovisioned since AUTH; a Redis failure after
+            # the commit is logged, not raised (the poller finds the message).
+            await asyncio.wrap_future(
+                self.accepting.submit(Submission(identity.resource_id, outgoing, message_id))
             )
         except Exception as exc:
             reply = reply_for(exc)

@@ -9,7 +9,7 @@ The routes join the `api` blueprint so they share its Bearer authentication and 
 
 from __future__ import annotations
 
-from flask import request
+from flask import Flask, current_app, request
 from flask.typing import ResponseReturnValue
 
 from ..errors import DomainError
@@ -17,11 +17,12 @@ from ..extensions import db
 from ..outbound.errors import AccountClosed
 from ..outbound.outgoing import from_api
 from ..outbound.request import read_request
+from ..services.accept_batcher import AcceptBatcher
 from ..services.credentials import CredentialCache
 from ..services.outbound_history import find_message, message_status, read_messages
-from ..services.sending import AccountRef, SendingPolicy, accept, commit_each_statement, new_message_id
+from ..services.sending import AccountRef, SendingPolicy, Submission, new_message_id
+from ..settings import Settings
 from ..tasks import wake_delivery
-from . import current_settings
 from .api import ApiError, authenticated, bearer_key, bp, page_response
 
 
@@ -44,35 +45,21 @@ def _sender(username: str) -> AccountRef:
 
 @bp.post("/<username>/messages")
 def send_message(username: str) -> ResponseReturnValue:
-    session = db.session()
-    commit_each_statement(session)
     account = _sender(username)
     body = request.get_json(silent=True)
     if body is None:
         raise ApiError(422, "The request body must be a JSON object (Content-Type: application/json)")
-    settings = current_settings()
     message_id = new_message_id()
     try:
         outgoing = from_api(read_request(body), str(message_id))
-        message = accept(
-            session,
-            SendingPolicy(verify_sending_domains=settings.sending_domain_verification),
-            account,
-            outgoing,
-            message_id,
-            wake=wake_delivery(settings.redis_url),
-        )
+        message = _batcher().submit(Submission(account.id, outgoing, message_id)).result()
     except AccountClosed:
         # Deprovisioned since its key was remembered: what authenticating now would answer.
-        session.rollback()
         _credentials.forget(username)
         raise ApiError(401, "Unauthorized") from None
     except DomainError as error:
-        session.rollback()
         raise _refusal(error) from None
-    # Read before the commit, which expires the object: reading it after cost a SELECT of the
-    # whole row (the message's bytes too) in a second transaction.
-    answer = {
+    return {
         "id": str(message.id),
         "from": message.sender,
         "to": message.to,
@@ -80,9 +67,26 @@ def send_message(username: str) -> ResponseReturnValue:
         "subject": message.subject,
         "tags": message.tags,
         "test_mode": message.test_mode,
-    }
-    session.commit()
-    return answer, 202
+    }, 202
+
+
+def _batcher() -> AcceptBatcher:
+    batcher: AcceptBatcher = current_app.extensions[_BATCHER]
+    return batcher
+
+
+_BATCHER = "cloudmailin_accept_batcher"
+
+
+def init_app(app: Flask) -> None:
+    """The app's `AcceptBatcher` (its thread starts with the first message), on a pool of its own:
+    a request waits for its message while holding whatever connection of the web pool it has."""
+    settings: Settings = app.extensions["cloudmailin_settings"]
+    app.extensions[_BATCHER] = AcceptBatcher.on_own_pool(
+        settings.database_url,
+        SendingPolicy(verify_sending_domains=settings.sending_domain_verification),
+        wake_delivery(settings.redis_url),
+    )
 
 
 @bp.get("/<username>/messages")

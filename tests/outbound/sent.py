@@ -1,5 +1,6 @@
-"""A message that went out: accepted through `sending.accept` (as both doors do) and its
-recipients handed to their MX hosts, written as the delivery engine's store writes it."""
+"""A message that went out: accepted through `sending.accept` (the rules both doors' batches go
+through) and its recipients handed to their MX hosts, written as the delivery engine's store
+writes it."""
 
 from __future__ import annotations
 
