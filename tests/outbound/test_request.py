@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import random
+from email.utils import getaddresses, parseaddr
 
 import pytest
 
@@ -15,7 +17,7 @@ from provider.outbound.errors import (
     NoBody,
     TooManyRecipients,
 )
-from provider.outbound.request import read_request
+from provider.outbound.request import address_pairs, bare_address, read_request
 
 BASE = {"from": "Shop <orders@shop.example>", "to": "ann@example.com", "plain": "Hello"}
 
@@ -135,3 +137,26 @@ def test_headers_with_raw_are_refused_rather_than_dropped() -> None:
     assert caught.value.http_status == 422
     for empty in (None, {}):
         assert read_request({**fields, "headers": empty}).raw == raw.encode()
+
+
+_ADDRESS_SHAPES = [
+    "a@b.com", "a.b+c@x.co.uk", "o'brien@example.com", "a..b@x.com", ".a@x.com", "a.@x.com", "a@b",
+    "a@-b.com", "a@b-.com", "A_B@Sub.Example.COM", "x!#$%&'*+/=?^_`{|}~-@y.z", "a@b.c.", "a @b.com",
+    "Name <a@b.com>", '"q"@b.com', "a@[1.2.3.4]", "a@b..com", "@b.com", "a@", "1@2.3", "a-b@c-d.e-f",
+    "a@b.com, c@d.com", "a@b.com (comment)", "José <jose@example.com>", "a\u00e9@b.com", "",
+]
+
+
+@pytest.mark.parametrize("value", _ADDRESS_SHAPES)
+def test_the_fast_address_reading_answers_as_the_email_package_does(value: str) -> None:
+    assert address_pairs(value) == getaddresses([value])
+    assert bare_address(value) == parseaddr(value)[1]
+
+
+def test_the_fast_address_reading_answers_as_the_email_package_does_on_generated_addresses() -> None:
+    alphabet = "aZ09.-_+!#'@ <>\"(),;:[]\\é"
+    chooser = random.Random(20261201)
+    for _ in range(5000):
+        value = "".join(chooser.choice(alphabet) for _ in range(chooser.randint(1, 14)))
+        assert address_pairs(value) == getaddresses([value]), value
+        assert bare_address(value) == parseaddr(value)[1], value
