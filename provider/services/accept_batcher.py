@@ -8,8 +8,10 @@ Both doors (the API's views and SMTP submission) now hand a `Submission` to the 
 and calls `sending.accept_many` for all of it: the same three statements and one commit for the
 whole batch, and one Redis call. While a batch is in PostgreSQL the next one gathers, so under
 load batches grow by themselves and an idle process waits for nothing (a lone message is a batch
-of one, at once). `THREADS` batches are in flight at most: with one, the web process sat idle
-while its batch waited for the disk (bench/outbound.py: 1.2 of 2 cores busy at 20 clients).
+of one, at once). `THREADS` batches are in flight at most. One is the default: bench/outbound.py
+at 20 clients, two gave smaller batches (2 to 3 messages), whose per-batch round trips cost
+more web CPU than the overlap saved (1.1 to 1.5 ms a message, against 0.7 to 0.9 with one),
+and lower rates end to end.
 
 Each future resolves once its message's statement has committed (synchronously: durable) and
 the delivery workers have been woken after it (best effort, as before: a Redis failure there is
@@ -36,7 +38,7 @@ from concurrent.futures import Future
 
 from sqlalchemy.orm import Session
 
-from ..db import session_factory
+from ..db import database_unavailable, session_factory
 from ..models import OutboundMessage
 from .sending import SendingPolicy, Submission, Wake, accept_many, commit_each_statement
 
@@ -45,7 +47,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 64
 """Messages per batch at most: the store of a batch is one statement carrying every message's
 bytes (each up to 10 MB), so a bound keeps one batch from holding the next for long."""
-THREADS = 2
+THREADS = 1
 """Batches in flight at once, each on a connection of its own (the batcher's pool holds this many)."""
 IDLE_SECONDS = 30.0
 """The thread ends after this long without work and the next message starts a new one, so an
@@ -55,7 +57,7 @@ idle process (or each app a test suite creates) holds no thread."""
 class AcceptBatcher:
     def __init__(
         self, sessions: Callable[[], Session], policy: SendingPolicy, wake: Wake, *,
-        max_batch: int = MAX_BATCH,
+        max_batch: int = MAX_BATCH, after_outage: Callable[[], None] | None = None,
     ) -> None:
         """`sessions` should come from a pool of the batcher's own (`THREADS` connections): the
         callers wait for their futures while holding whatever they hold, connections of their
@@ -64,6 +66,7 @@ class AcceptBatcher:
         self._policy = policy
         self._wake = wake
         self._max_batch = max_batch
+        self._after_outage = after_outage
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._waiting: deque[tuple[Submission, Future[OutboundMessage]]] = deque()
@@ -74,8 +77,12 @@ class AcceptBatcher:
 
     @classmethod
     def on_own_pool(cls, database_url: str, policy: SendingPolicy, wake: Wake) -> AcceptBatcher:
-        """A batcher whose sessions come from a pool of `THREADS` connections of its own."""
-        return cls(session_factory(database_url, pool_size=THREADS), policy, wake)
+        """A batcher whose sessions come from a pool of `THREADS` connections of its own, emptied
+        when PostgreSQL was found out of reach: a batch fails in its first statement, which goes
+        to the side pool (`sending_store.read_and_count`), before it uses its pooled connection,
+        which would then outlive a restart and fail the first batch after it."""
+        sessions = session_factory(database_url, pool_size=THREADS)
+        return cls(sessions, policy, wake, after_outage=sessions.kw["bind"].dispose)
 
     def submit(self, submission: Submission) -> Future[OutboundMessage]:
         """The future of `submission`'s stored message (or of its refusal)."""
@@ -119,6 +126,8 @@ class AcceptBatcher:
                 log.info("a batch of %d messages was not accepted: %s", len(batch), error)
             for _, future in batch:
                 future.set_exception(error)
+            if self._after_outage is not None and database_unavailable(error):
+                self._after_outage()
             return
         for (_, future), result in zip(batch, results, strict=True):
             if isinstance(result, Exception):

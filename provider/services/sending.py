@@ -27,9 +27,17 @@ from ..outbound.errors import AccountClosed, OutboundQuotaExceeded, SenderNotAll
 from ..outbound.limits import PRIORITIES
 from ..outbound.outgoing import Outgoing
 from ..plans import plan_named
-from .sending_store import AccountFacts, StoredRow, read_accounts, store, take_from_quota
+from .sending_store import (
+    TEST_PLAN,
+    AccountFacts,
+    StoredRow,
+    give_back,
+    read_and_count,
+    store,
+    take_from_quota,
+)
 
-TEST_PLAN = "test"
+__all__ = ["TEST_PLAN"]  # the plan's name, from sending_store, where the count also reads it
 
 @dataclass(frozen=True)
 class SendingPolicy:
@@ -127,17 +135,22 @@ def accept_many(
     worker's job, enqueued by the edge that owns the queue).
     """
     now = now or utcnow()
-    accounts = read_accounts(
+    asked: dict[str, int] = {}
+    for submission in submissions:
+        asked[submission.account_id] = asked.get(submission.account_id, 0) + (
+            0 if submission.outgoing.test_mode else 1)
+    accounts = read_and_count(
         session,
-        (submission.account_id for submission in submissions),
+        asked,
         (address for submission in submissions for address in submission.outgoing.recipients),
         (domain for submission in submissions
          for domain in _sending_candidates(submission.outgoing.sender_domain)),
+        now,
     )
     decided: list[_Decided | Exception] = [
         _decide(policy, accounts.get(submission.account_id), submission, now) for submission in submissions
     ]
-    _take_quotas(session, accounts, submissions, decided, now)
+    _settle_counts(session, accounts, asked, submissions, decided, now)
     stored = [n for n, found in enumerate(decided) if isinstance(found, _Decided)]
     rows = [_row(decided[n], submissions[n]) for n in stored]  # type: ignore[arg-type]
     try:
@@ -219,27 +232,35 @@ def _decide(
     return _Decided(message, states, replies)
 
 
-def _take_quotas(
+def _settle_counts(
     session: Session,
     accounts: dict[str, AccountFacts],
+    asked: dict[str, int],
     submissions: Sequence[Submission],
     decided: list[_Decided | Exception],
     now: datetime,
 ) -> None:
-    """One from the month's count for each message to store but test ones, taken per account
-    for all its messages of the batch at once; when they do not all fit, one at a time, and those
-    beyond the plan's limit are refused (OutboundQuotaExceeded). Before the store: a refused
-    message must not be stored. A message whose store then fails (PostgreSQL lost in between)
-    has cost its account one from the count."""
+    """Make each account's count of the month match its messages to store (all but test ones).
+
+    `read_and_count` took what was asked (the messages not in test mode) when all of it fit:
+    what was refused since is given back. When it did not fit, the messages are taken one at a
+    time and those beyond the plan's limit refused (OutboundQuotaExceeded). Before the store: a
+    refused message must not be stored. A message whose store then fails (PostgreSQL lost in
+    between) has cost its account one from the count."""
     counted: dict[str, list[int]] = {}
     for n, found in enumerate(decided):
         if isinstance(found, _Decided) and not found.message.test_mode:
             counted.setdefault(submissions[n].account_id, []).append(n)
-    for account_id, indexes in counted.items():
-        plan = plan_named(accounts[account_id].plan)
-        limit = plan.outbound_per_month
-        if take_from_quota(session, account_id, len(indexes), limit, now):
+    for account_id, facts in accounts.items():
+        indexes = counted.get(account_id, [])
+        if facts.counted:
+            if asked[account_id] > len(indexes):
+                give_back(session, account_id, asked[account_id] - len(indexes), now)
             continue
+        if not indexes:
+            continue
+        plan = plan_named(facts.plan)
+        limit = plan.outbound_per_month
         for position in range(len(indexes)):
             if not take_from_quota(session, account_id, 1, limit, now):
                 for refused in indexes[position:]:

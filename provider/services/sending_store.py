@@ -13,24 +13,22 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, Text, any_, bindparam, func, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Engine, TextClause, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ..db import side_engine
-from ..models import Domain, Resource, Suppression
 from ..models.domain import SENDING
+from ..models.resource import DEPROVISIONED
 from ..outbound.outgoing import domain_of
+from ..plans import DEFAULT_PLAN, PLANS
 from .usage import month_start
 
-_TAKE = text(
-    "INSERT INTO usage (resource_id, period, inbound, outbound) VALUES (:resource_id, :period, 0, :count) "
-    "ON CONFLICT (resource_id, period) DO UPDATE SET outbound = usage.outbound + :count "
-    "WHERE usage.outbound + :count <= :limit RETURNING outbound"
-)
-"""Counting and checking in one statement: concurrent sends can never overshoot the plan."""
+TEST_PLAN = "test"
+"""The plan whose messages are all test mode: recorded, never delivered, never counted."""
+
 
 STORE = text("""
 WITH message AS (
@@ -94,27 +92,46 @@ class StoredRow:
     replies: list[str | None]
 
 
-_ACCOUNTS = select(
-    Resource.id,
-    Resource.plan,
-    Resource.active,
-    select(func.array_agg(Suppression.address))
-    .where(Suppression.resource_id == Resource.id,
-           Suppression.address == any_(bindparam("addresses", type_=ARRAY(Text))))
-    .scalar_subquery(),
-    select(func.array_agg(Domain.name))
-    .where(
-        Domain.resource_id == Resource.id,
-        Domain.kind == SENDING,
-        Domain.verified_at.is_not(None),
-        Domain.name == any_(bindparam("domains", type_=ARRAY(Text))),
-    )
-    .scalar_subquery(),
-).where(Resource.id == any_(bindparam("ids", type_=ARRAY(Text))))
-"""What accepting needs of each account of a batch, read fresh in one round trip: its plan,
-whether it still serves (a cached authentication does not know of a deprovisioning), which of
-the batch's recipients are on its suppression list and which candidate From domains it has
-verified. A resource missing from the answer no longer exists."""
+_READ_AND_COUNT = text("""
+WITH asked AS (
+    SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:counts AS integer[])) AS a(resource_id, count)
+), plans AS (
+    SELECT * FROM unnest(CAST(:plan_names AS text[]), CAST(:plan_limits AS bigint[]))
+        AS p(name, outbound_limit)
+), account AS (
+    SELECT r.id, r.plan, r.state <> :deprovisioned AS active, a.count, p.outbound_limit,
+        (SELECT array_agg(s.address) FROM suppressions s
+         WHERE s.resource_id = r.id AND s.address = ANY(CAST(:addresses AS text[]))) AS suppressed,
+        (SELECT array_agg(d.name) FROM domains d
+         WHERE d.resource_id = r.id AND d.kind = :sending AND d.verified_at IS NOT NULL
+           AND d.name = ANY(CAST(:domains AS text[]))) AS verified
+    FROM resources r
+    JOIN asked a ON a.resource_id = r.id
+    LEFT JOIN plans p ON p.name = coalesce(nullif(regexp_replace(lower(trim(r.plan)), '^.*:', ''), ''),
+                                           :default_plan)
+), counted AS (
+    INSERT INTO usage (resource_id, period, inbound, outbound)
+    SELECT id, :period, 0, count FROM account
+    WHERE active AND plan IS DISTINCT FROM :test_plan AND count > 0 AND count <= outbound_limit
+    ON CONFLICT (resource_id, period) DO UPDATE SET outbound = usage.outbound + EXCLUDED.outbound
+    WHERE usage.outbound + EXCLUDED.outbound
+        <= (SELECT outbound_limit FROM account WHERE account.id = usage.resource_id)
+    RETURNING resource_id
+)
+SELECT id, plan, active, suppressed, verified, id IN (SELECT resource_id FROM counted) FROM account
+""")
+"""What accepting needs of each account of a batch, read fresh, and the batch's count taken from
+each account's month, in one round trip on the side pool (see `take_from_quota` for why there).
+
+Read: the plan, whether the account still serves (`Resource.active`: a cached authentication
+does not know of a deprovisioning), which of the batch's recipients are on its suppression list,
+which candidate From domains it has verified; a resource missing from the answer no longer
+exists. Counted, for an account that serves and is not on the test plan: `counts` (its messages
+not in test mode) if all of them fit under its plan's limit (`plan_limits`, the catalogue's, the
+name read as `plans.plan_named` does); else nothing, and the caller takes one at a time. A
+message the caller then refuses (a From domain not verified) is given back (`give_back`). As a
+separate statement this read cost every batch one more round trip, and under the web's gevent
+workers each round trip is a turn at the back of the queue of greenlets."""
 
 
 @dataclass(frozen=True)
@@ -125,25 +142,71 @@ class AccountFacts:
     """Lower-cased addresses, among those asked about."""
     verified_domains: frozenset[str]
     """Verified sending domains of the account, among those asked about."""
+    counted: bool
+    """Whether the count asked for was taken from the month's."""
 
 
-def read_accounts(
-    session: Session, resource_ids: Iterable[str], addresses: Iterable[str], domains: Iterable[str]
+def read_and_count(
+    session: Session, counts: dict[str, int], addresses: Iterable[str], domains: Iterable[str],
+    now: datetime,
 ) -> dict[str, AccountFacts]:
-    rows = session.connection().execute(_ACCOUNTS, {
-        "ids": sorted(set(resource_ids)),
+    """The facts of each account of `counts` (resource id -> messages to count) and whether
+    its count was taken."""
+    params = {
+        "ids": list(counts), "counts": list(counts.values()),
+        "plan_names": list(PLANS), "plan_limits": [plan.outbound_per_month for plan in PLANS.values()],
+        "default_plan": DEFAULT_PLAN, "test_plan": TEST_PLAN, "deprovisioned": DEPROVISIONED,
+        "sending": SENDING, "period": month_start(now),
         "addresses": sorted({address.lower() for address in addresses}),
         "domains": sorted(set(domains)),
-    })
+    }
+    rows = _on_side_connection(session, _READ_AND_COUNT, params)
     return {
-        row[0]: AccountFacts(row[1], bool(row[2]), frozenset(row[3] or ()), frozenset(row[4] or ()))
+        row[0]: AccountFacts(row[1], bool(row[2]), frozenset(row[3] or ()), frozenset(row[4] or ()),
+                             bool(row[5]))
         for row in rows
     }
 
 
-def _side_statement(engine: Engine, params: dict[str, object]) -> object | None:
-    with side_engine(engine).connect() as connection:  # autocommit, without waiting for the disk
-        return connection.execute(_TAKE, params).first()
+_GIVE_BACK = text(
+    "UPDATE usage SET outbound = greatest(outbound - :count, 0) "
+    "WHERE resource_id = :resource_id AND period = :period"
+)
+
+
+def give_back(session: Session, resource_id: str, count: int, now: datetime) -> None:
+    """Return `count` taken by `read_and_count` for messages refused after all."""
+    _on_side_connection(session, _GIVE_BACK, {
+        "resource_id": resource_id, "count": count, "period": month_start(now)})
+
+
+def _on_side_connection(session: Session, statement: TextClause, params: dict[str, Any]) -> list[Any]:
+    """`statement` on a connection of the side pool beside `session`'s engine (autocommit,
+    without waiting for the disk): its rows, read before the connection goes back."""
+    bind = session.get_bind()
+    engine = side_engine(bind if isinstance(bind, Engine) else bind.engine)
+
+    def run() -> list[Any]:
+        with engine.connect() as connection:
+            result = connection.execute(statement, params)
+            return list(result.all()) if result.returns_rows else []
+
+    try:
+        return run()
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        # A side connection that died in an outage the caller's own connection saw first (the
+        # side pool is not pinged per use): once more, on a new connection.
+        return run()
+
+
+_TAKE = text(
+    "INSERT INTO usage (resource_id, period, inbound, outbound) VALUES (:resource_id, :period, 0, :count) "
+    "ON CONFLICT (resource_id, period) DO UPDATE SET outbound = usage.outbound + :count "
+    "WHERE usage.outbound + :count <= :limit RETURNING outbound"
+)
+"""Counting and checking in one statement: concurrent sends can never overshoot the plan."""
 
 
 def take_from_quota(session: Session, resource_id: str, count: int, limit: int, now: datetime) -> bool:
@@ -161,18 +224,8 @@ def take_from_quota(session: Session, resource_id: str, count: int, limit: int, 
     """
     if count > limit:
         return False  # the insert of a first row of the month would not check the limit
-    bind = session.get_bind()
-    engine = bind if isinstance(bind, Engine) else bind.engine
     params = {"resource_id": resource_id, "period": month_start(now), "count": count, "limit": limit}
-    try:
-        taken = _side_statement(engine, params)
-    except DBAPIError as error:
-        if not error.connection_invalidated:
-            raise
-        # A side connection that died in an outage the caller's own connection saw first (the
-        # side pool is not pinged per use): once more, on a new connection.
-        taken = _side_statement(engine, params)
-    return taken is not None
+    return bool(_on_side_connection(session, _TAKE, params))
 
 
 def store(session: Session, rows: Sequence[StoredRow], now: datetime) -> None:

@@ -96,6 +96,24 @@ def test_a_refused_message_leaves_the_rest_of_its_batch_stored(
     assert isinstance(results[0], OutboundMessage) and isinstance(results[3], OutboundMessage)
     assert isinstance(results[1], SenderNotAllowed) and isinstance(results[2], AccountClosed)
     assert set(_stored(db_session)) == {good.message_id, also_good.message_id}
+    assert _counted(db_session, account) == 2  # the refused one was counted with the batch, then given back
+    assert _counted(db_session, closed) is None
+
+
+def _counted(db_session: Session, account: Account) -> int | None:
+    db_session.expire_all()
+    return db_session.scalar(select(Usage.outbound).where(Usage.resource_id == account.resource_id))
+
+
+def test_the_test_plan_stores_every_message_as_test_and_counts_none(
+    db_session: Session, settings: Settings
+) -> None:
+    tester = new_account(db_session, settings, plan="test")
+    batch = [_submission(tester, n) for n in range(2)]
+    _accept(settings, batch)
+    expected = {s.message_id: [(f"buyer{n}@example.com", TEST)] for n, s in enumerate(batch)}
+    assert _stored(db_session) == expected
+    assert _counted(db_session, tester) is None
 
 
 def test_suppressed_and_test_mode_recipients_are_decided_per_message_and_per_account(
@@ -194,9 +212,11 @@ def test_messages_arriving_while_a_batch_is_stored_are_stored_together_in_the_ne
     assert set(_stored(db_session)) == {message.id for message in messages}
 
 
-def test_a_second_batch_runs_beside_one_that_waits(
-    account: Account, db_session: Session, settings: Settings, held: _HeldSessions
+def test_with_two_threads_a_second_batch_runs_beside_one_that_waits(
+    account: Account, db_session: Session, settings: Settings, held: _HeldSessions,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(accept_batcher, "THREADS", 2)
     batcher = AcceptBatcher(held, VERIFY, lambda session, message: None)
     blocked = batcher.submit(_submission(account, 0))
     assert held.first_open.wait(10)
