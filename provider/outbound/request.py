@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import formataddr, getaddresses, parseaddr
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from .errors import (
@@ -110,12 +110,30 @@ def address_pairs(value: str) -> list[tuple[str, str]]:
     """`email.utils.getaddresses([value])`: (display name, address) of each address in `value`."""
     if _DOT_ATOM_ADDRESS.fullmatch(value):
         return [("", value)]
-    return getaddresses([value])
+    if len(value) > _REMEMBERED_LENGTH:
+        return getaddresses([value])
+    return list(_parsed_pairs(value))
 
 
 def bare_address(value: str) -> str:
     if _DOT_ATOM_ADDRESS.fullmatch(value):
         return value
+    if len(value) > _REMEMBERED_LENGTH:
+        return parseaddr(value)[1]
+    return _parsed_address(value)
+
+
+# The other shapes ("Shop <orders@shop.example>") through the email package, remembered: an
+# app sends from a handful of From values, each parsed twice per message otherwise. Only short
+# ones, so that what is remembered stays small whatever clients send.
+_REMEMBERED_LENGTH = 320
+@lru_cache(maxsize=1024)
+def _parsed_pairs(value: str) -> tuple[tuple[str, str], ...]:
+    return tuple(getaddresses([value]))
+
+
+@lru_cache(maxsize=1024)
+def _parsed_address(value: str) -> str:
     return parseaddr(value)[1]
 
 

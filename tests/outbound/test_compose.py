@@ -140,3 +140,14 @@ def test_rewrite_head_drops_folded_fields_whole_and_leaves_the_body() -> None:
     rewritten = rewrite_head(raw, drop={"x-cloudmta-tags", "x-cloudmta-class"}, add=[("X-New", "v")])
     assert rewritten == b"X-New: v\r\nSubject: s\r\n\r\nX-Cloudmta-Tags: body\r\n"
     assert header_values(raw, "x-cloudmta-tags") == ["a, b"]
+
+
+@pytest.mark.parametrize("raw", [
+    b"A: b\r\n\r\nbody\r\n", b"A: b\n\nbody\n", b"A: b\r\rbody\r", b"A: b\r\n\nmixed\r\r\n", b"no ending",
+    b"\r\n", b"\n\r", b"", b"end\r\n\r", b"x\r\ny\nz\r",
+])
+def test_crlf_gives_every_line_a_crlf_ending_as_the_pattern_does(raw: bytes) -> None:
+    import re
+
+    expected = re.sub(rb"\r\n|\r|\n", b"\r\n", raw)
+    assert crlf(raw) == (expected if expected.endswith(b"\r\n") else expected + b"\r\n")
