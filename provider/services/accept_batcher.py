@@ -100,17 +100,30 @@ class AcceptBatcher:
         return future
 
     def _run(self) -> None:
-        while True:
+        batch: list[tuple[Submission, Future[OutboundMessage]]] = []
+        try:
+            while True:
+                with self._lock:
+                    if not self._waiting:
+                        self._idle += 1
+                        self._arrived.wait(IDLE_SECONDS)
+                        self._idle -= 1
+                    if not self._waiting:
+                        self._running -= 1
+                        return
+                    batch = [self._waiting.popleft() for _ in range(min(self._max_batch, len(self._waiting)))]
+                self._accept(batch)
+                batch = []
+        except BaseException as error:
+            # Not an error of the batch (those resolve its futures): the thread itself is being
+            # ended (a greenlet killed at shutdown). Its batch must not wait for ever, and the
+            # next message must start a thread of its own.
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error if isinstance(error, Exception) else RuntimeError(str(error)))
             with self._lock:
-                if not self._waiting:
-                    self._idle += 1
-                    self._arrived.wait(IDLE_SECONDS)
-                    self._idle -= 1
-                if not self._waiting:
-                    self._running -= 1
-                    return
-                batch = [self._waiting.popleft() for _ in range(min(self._max_batch, len(self._waiting)))]
-            self._accept(batch)
+                self._running -= 1
+            raise
 
     def _accept(self, batch: list[tuple[Submission, Future[OutboundMessage]]]) -> None:
         try:

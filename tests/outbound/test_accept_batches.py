@@ -265,3 +265,23 @@ def test_an_idle_batcher_holds_no_thread_and_starts_one_for_the_next_message(
     assert batcher_threads() == 0
     second = batcher.submit(_submission(account, 1)).result(10)
     assert set(_stored(db_session)) == {first.id, second.id}
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # SystemExit re-raised
+def test_a_batcher_thread_ended_by_force_answers_its_batch_and_the_next_message_gets_a_thread(
+    account: Account, db_session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions = session_factory(settings.database_url)
+    calls = []
+
+    def ended_once() -> Session:
+        calls.append(1)
+        if len(calls) == 1:
+            raise SystemExit("killed")  # what ends a thread (a greenlet killed at shutdown), not an error
+        return sessions()
+
+    batcher = AcceptBatcher(ended_once, VERIFY, lambda session, message: None)
+    with pytest.raises(RuntimeError, match="killed"):
+        batcher.submit(_submission(account, 0)).result(10)
+    after = batcher.submit(_submission(account, 1)).result(10)
+    assert set(_stored(db_session)) == {after.id}
