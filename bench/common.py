@@ -178,6 +178,11 @@ class Figures:
         return (f"{self.label:<44} n={len(self.latencies):>5}  p50={self.pct(50):7.1f} ms  "
                 f"p99={self.pct(99):7.1f} ms  {self.rate:8.1f}/s  errors={self.errors}")
 
+    def cpu_per_request(self) -> float:
+        """CPU seconds per request over every measured process group (0 without a CpuMeter)."""
+        done = len(self.latencies) + self.errors
+        return sum(self.cpu.values()) / done if self.cpu and done else 0.0
+
     def cpu_row(self) -> str:
         """CPU milliseconds per request for each process group, and how busy the 2 cores were."""
         done = len(self.latencies) + self.errors
