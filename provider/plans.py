@@ -28,6 +28,8 @@ _PLANS = (
 
 PLANS: dict[str, Plan] = {plan.name: plan for plan in _PLANS}
 DEFAULT_PLAN = "free"
+TEST_PLAN = "test"
+"""The plan whose messages are all test mode: recorded, never delivered, never counted."""
 LARGEST_MESSAGE_BYTES = max(plan.max_message_bytes for plan in _PLANS)
 
 

@@ -26,9 +26,8 @@ from ..models.outbound import QUEUED, SUPPRESSED, TEST
 from ..outbound.errors import AccountClosed, OutboundQuotaExceeded, SenderNotAllowed
 from ..outbound.limits import PRIORITIES
 from ..outbound.outgoing import Outgoing
-from ..plans import plan_named
+from ..plans import TEST_PLAN, plan_named
 from .sending_store import (
-    TEST_PLAN,
     AccountFacts,
     StoredRow,
     give_back,
@@ -37,7 +36,6 @@ from .sending_store import (
     take_from_quota,
 )
 
-__all__ = ["TEST_PLAN"]  # the plan's name, from sending_store, where the count also reads it
 
 @dataclass(frozen=True)
 class SendingPolicy:
@@ -81,8 +79,6 @@ def commit_each_statement(session: Session) -> None:
     """
     if not session.in_transaction():
         session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-
-
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,16 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ..db import side_engine
+from ..models import Resource
 from ..models.domain import SENDING
-from ..models.resource import DEPROVISIONED
 from ..outbound.outgoing import domain_of
-from ..plans import DEFAULT_PLAN, PLANS
+from ..plans import PLANS, TEST_PLAN
 from .usage import month_start
 
-TEST_PLAN = "test"
-"""The plan whose messages are all test mode: recorded, never delivered, never counted."""
-
+_PLAN_NAMES = list(PLANS)
+_PLAN_LIMITS = [plan.outbound_per_month for plan in PLANS.values()]
+_ACTIVE = str(Resource.active.compile(compile_kwargs={"literal_binds": True}))
+"""`Resource.active` as SQL, so the statement below holds no second spelling of it."""
 
 STORE = text("""
 WITH message AS (
@@ -92,23 +93,22 @@ class StoredRow:
     replies: list[str | None]
 
 
-_READ_AND_COUNT = text("""
+_READ_AND_COUNT = text(f"""
 WITH asked AS (
     SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:counts AS integer[])) AS a(resource_id, count)
 ), plans AS (
     SELECT * FROM unnest(CAST(:plan_names AS text[]), CAST(:plan_limits AS bigint[]))
         AS p(name, outbound_limit)
 ), account AS (
-    SELECT r.id, r.plan, r.state <> :deprovisioned AS active, a.count, p.outbound_limit,
+    SELECT resources.id, resources.plan, {_ACTIVE} AS active, a.count, p.outbound_limit,
         (SELECT array_agg(s.address) FROM suppressions s
-         WHERE s.resource_id = r.id AND s.address = ANY(CAST(:addresses AS text[]))) AS suppressed,
+         WHERE s.resource_id = resources.id AND s.address = ANY(CAST(:addresses AS text[]))) AS suppressed,
         (SELECT array_agg(d.name) FROM domains d
-         WHERE d.resource_id = r.id AND d.kind = :sending AND d.verified_at IS NOT NULL
+         WHERE d.resource_id = resources.id AND d.kind = :sending AND d.verified_at IS NOT NULL
            AND d.name = ANY(CAST(:domains AS text[]))) AS verified
-    FROM resources r
-    JOIN asked a ON a.resource_id = r.id
-    LEFT JOIN plans p ON p.name = coalesce(nullif(regexp_replace(lower(trim(r.plan)), '^.*:', ''), ''),
-                                           :default_plan)
+    FROM resources
+    JOIN asked a ON a.resource_id = resources.id
+    LEFT JOIN plans p ON p.name = resources.plan
 ), counted AS (
     INSERT INTO usage (resource_id, period, inbound, outbound)
     SELECT id, :period, 0, count FROM account
@@ -119,7 +119,7 @@ WITH asked AS (
     RETURNING resource_id
 )
 SELECT id, plan, active, suppressed, verified, id IN (SELECT resource_id FROM counted) FROM account
-""")
+""")  # noqa: S608 - the one interpolation is `_ACTIVE`, the model's own SQL, fixed at import
 """What accepting needs of each account of a batch, read fresh, and the batch's count taken from
 each account's month, in one round trip on the side pool (see `take_from_quota` for why there).
 
@@ -127,8 +127,9 @@ Read: the plan, whether the account still serves (`Resource.active`: a cached au
 does not know of a deprovisioning), which of the batch's recipients are on its suppression list,
 which candidate From domains it has verified; a resource missing from the answer no longer
 exists. Counted, for an account that serves and is not on the test plan: `counts` (its messages
-not in test mode) if all of them fit under its plan's limit (`plan_limits`, the catalogue's, the
-name read as `plans.plan_named` does); else nothing, and the caller takes one at a time. A
+not in test mode) if all of them fit under its plan's limit (`plan_limits`, the catalogue's, by
+the name provisioning stores, as `retention` reads it); else nothing, and the caller takes one
+at a time (an unknown plan name then raises `UnknownPlan`, as before). A
 message the caller then refuses (a From domain not verified) is given back (`give_back`). As a
 separate statement this read cost every batch one more round trip, and under the web's gevent
 workers each round trip is a turn at the back of the queue of greenlets."""
@@ -154,8 +155,7 @@ def read_and_count(
     its count was taken."""
     params = {
         "ids": list(counts), "counts": list(counts.values()),
-        "plan_names": list(PLANS), "plan_limits": [plan.outbound_per_month for plan in PLANS.values()],
-        "default_plan": DEFAULT_PLAN, "test_plan": TEST_PLAN, "deprovisioned": DEPROVISIONED,
+        "plan_names": _PLAN_NAMES, "plan_limits": _PLAN_LIMITS, "test_plan": TEST_PLAN,
         "sending": SENDING, "period": month_start(now),
         "addresses": sorted({address.lower() for address in addresses}),
         "domains": sorted(set(domains)),
