@@ -47,7 +47,7 @@ from .jobs import (  # noqa: F401  (the domain's side, provider/jobs.py; importa
 from .redis_pool import REDIS_TIMEOUT, redis_connection  # noqa: F401  (importable from here as before)
 
 if TYPE_CHECKING:
-    from .models import OutboundMessage
+    from .services.sending import Accepted
 
 log = logging.getLogger(__name__)
 
@@ -190,11 +190,11 @@ def wake_once(redis_url: str, job: Job) -> bool:
     return enqueue_once(redis_url, wake_flag(job.queue), WAKE_TTL, job, value=job.job_id or "drain")
 
 
-def wake_delivery(redis_url: str) -> Callable[[Session, OutboundMessage], None]:
+def wake_delivery(redis_url: str) -> Callable[[Session, Accepted], None]:
     """What `services.sending.accept` calls to have a stored message delivered after the commit:
     its own job `deliver-<id>` unless a delivery job of its queue is already waiting (`wake_once`)."""
 
-    def wake(session: Session, message: OutboundMessage) -> None:
+    def wake(session: Session, message: Accepted) -> None:
         job = Job(
             DELIVER_JOB,
             (str(message.id),),

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -39,8 +40,7 @@ from concurrent.futures import Future
 from sqlalchemy.orm import Session
 
 from ..db import database_unavailable, session_factory
-from ..models import OutboundMessage
-from .sending import SendingPolicy, Submission, Wake, accept_many, commit_each_statement
+from .sending import Accepted, SendingPolicy, Submission, Wake, accept_many, commit_each_statement
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,15 @@ MAX_BATCH = 64
 bytes (each up to 10 MB), so a bound keeps one batch from holding the next for long."""
 THREADS = 1
 """Batches in flight at once, each on a connection of its own (the batcher's pool holds this many)."""
+LINGER_SECONDS = 0.002
+"""How long a batch that follows a batch of several messages waits for more before it goes (the
+group commit's delay, as PostgreSQL's `commit_delay` or a producer's `linger.ms`). A batch costs
+its web process about 0.6 ms of CPU whatever its size, and each message 0.03 ms more, so under
+load bigger batches are cheaper messages; a message that arrives alone (its batch of one followed
+one of one) goes at once. Measured with bench/outbound.py at 20 clients on 2 cores: 2 ms took
+batches from about 5 messages to 7 and more, the web's CPU per message from 1.0 ms to 0.8 and
+PostgreSQL's from 0.22 to 0.15, and accepting 20% faster; 5 ms made messages cheaper still but
+accepting slower (its clients waited on the delay)."""
 IDLE_SECONDS = 30.0
 """The thread ends after this long without work and the next message starts a new one, so an
 idle process (or each app a test suite creates) holds no thread."""
@@ -69,11 +78,13 @@ class AcceptBatcher:
         self._after_outage = after_outage
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
-        self._waiting: deque[tuple[Submission, Future[OutboundMessage]]] = deque()
+        self._waiting: deque[tuple[Submission, Future[Accepted]]] = deque()
         self._running = 0
         self._idle = 0
         """Threads waiting for work: a new message wakes one of them before starting another."""
         self._pid = os.getpid()
+        self._last_size = 0
+        """The size of the last batch taken: whether the next one lingers."""
 
     @classmethod
     def on_own_pool(cls, database_url: str, policy: SendingPolicy, wake: Wake) -> AcceptBatcher:
@@ -84,9 +95,9 @@ class AcceptBatcher:
         sessions = session_factory(database_url, pool_size=THREADS)
         return cls(sessions, policy, wake, after_outage=sessions.kw["bind"].dispose)
 
-    def submit(self, submission: Submission) -> Future[OutboundMessage]:
+    def submit(self, submission: Submission) -> Future[Accepted]:
         """The future of `submission`'s stored message (or of its refusal)."""
-        future: Future[OutboundMessage] = Future()
+        future: Future[Accepted] = Future()
         with self._lock:
             if self._pid != os.getpid():  # forked (a web worker): the parent's threads are not here
                 self._pid, self._running, self._idle = os.getpid(), 0, 0
@@ -100,7 +111,7 @@ class AcceptBatcher:
         return future
 
     def _run(self) -> None:
-        batch: list[tuple[Submission, Future[OutboundMessage]]] = []
+        batch: list[tuple[Submission, Future[Accepted]]] = []
         try:
             while True:
                 with self._lock:
@@ -111,7 +122,13 @@ class AcceptBatcher:
                     if not self._waiting:
                         self._running -= 1
                         return
-                    batch = [self._waiting.popleft() for _ in range(min(self._max_batch, len(self._waiting)))]
+                    batch = self._take(self._max_batch)
+                    linger = self._last_size > 1 and len(batch) < self._max_batch
+                if linger:
+                    time.sleep(LINGER_SECONDS)
+                    with self._lock:
+                        batch += self._take(self._max_batch - len(batch))
+                self._last_size = len(batch)
                 self._accept(batch)
                 batch = []
         except BaseException as error:
@@ -125,7 +142,11 @@ class AcceptBatcher:
                 self._running -= 1
             raise
 
-    def _accept(self, batch: list[tuple[Submission, Future[OutboundMessage]]]) -> None:
+    def _take(self, most: int) -> list[tuple[Submission, Future[Accepted]]]:
+        """Up to `most` of the waiting messages, oldest first (the caller holds the lock)."""
+        return [self._waiting.popleft() for _ in range(min(most, len(self._waiting)))]
+
+    def _accept(self, batch: list[tuple[Submission, Future[Accepted]]]) -> None:
         try:
             with self._sessions() as session:
                 commit_each_statement(session)

@@ -20,7 +20,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ..db import database_unavailable
-from ..models import OutboundMessage
 from ..models.base import utcnow
 from ..models.outbound import QUEUED, SUPPRESSED, TEST
 from ..outbound.errors import AccountClosed, OutboundQuotaExceeded, SenderNotAllowed
@@ -90,7 +89,26 @@ class Submission:
     message_id: uuid.UUID
 
 
-Wake = Callable[[Session, OutboundMessage], None]
+@dataclass(frozen=True)
+class Accepted:
+    """A message as it was stored, with what its sender is answered (the API echoes these fields).
+
+    Not the `OutboundMessage` model: the rows are written by one statement for the whole batch
+    (`sending_store.STORE`), and building a mapped instance per message only for its fields cost
+    more CPU than all of `_decide`'s rules."""
+
+    id: uuid.UUID
+    resource_id: str
+    sender: str
+    to: list[str]
+    cc: list[str]
+    subject: str | None
+    tags: list[str]
+    priority: str
+    test_mode: bool
+
+
+Wake = Callable[[Session, Accepted], None]
 
 
 def accept(
@@ -102,7 +120,7 @@ def accept(
     *,
     wake: Wake,
     now: datetime | None = None,
-) -> OutboundMessage:
+) -> Accepted:
     """`accept_many` for one message: its stored message, or its refusal raised."""
     submission = Submission(account.id, outgoing, message_id)
     result = accept_many(session, policy, [submission], wake=wake, now=now)[0]
@@ -118,15 +136,14 @@ def accept_many(
     *,
     wake: Wake,
     now: datetime | None = None,
-) -> list[OutboundMessage | Exception]:
+) -> list[Accepted | Exception]:
     """Store each of `submissions` for delivery, or say why not; the caller commits (see also
     `commit_each_statement`). One answer per submission, in order: the stored message or its
     refusal (AccountClosed when the account no longer serves, SenderNotAllowed,
     OutboundQuotaExceeded; a database error that concerned that message alone). An error that
     concerns them all (PostgreSQL out of reach) is raised.
 
-    Each returned `OutboundMessage` is not in the session (its rows are written by one statement,
-    `sending_store.STORE`): read its fields, and query the stored rows when more is needed.
+    Query the stored rows (`OutboundMessage`) for more than an `Accepted` holds.
     `wake(session, message)` is how the caller has delivery started after its commit (the
     worker's job, enqueued by the edge that owns the queue).
     """
@@ -144,7 +161,7 @@ def accept_many(
         now,
     )
     decided: list[_Decided | Exception] = [
-        _decide(policy, accounts.get(submission.account_id), submission, now) for submission in submissions
+        _decide(policy, accounts.get(submission.account_id), submission) for submission in submissions
     ]
     _settle_counts(session, accounts, asked, submissions, decided, now)
     stored = [n for n, found in enumerate(decided) if isinstance(found, _Decided)]
@@ -166,7 +183,7 @@ def accept_many(
                     raise
                 session.rollback()
                 decided[n] = alone
-    results: list[OutboundMessage | Exception] = []
+    results: list[Accepted | Exception] = []
     for found in decided:
         if isinstance(found, _Decided):
             if QUEUED in found.states:
@@ -181,13 +198,13 @@ def accept_many(
 class _Decided:
     """A message that passed the account's checks, with each recipient's first state."""
 
-    message: OutboundMessage
+    message: Accepted
     states: list[str]
     replies: list[str | None]
 
 
 def _decide(
-    policy: SendingPolicy, facts: AccountFacts | None, submission: Submission, now: datetime
+    policy: SendingPolicy, facts: AccountFacts | None, submission: Submission
 ) -> _Decided | Exception:
     """The message as it will be stored, or why it is refused before anything is taken."""
     if facts is None or not facts.active:
@@ -197,22 +214,16 @@ def _decide(
     may_send = not facts.verified_domains.isdisjoint(_sending_candidates(outgoing.sender_domain))
     if policy.verify_sending_domains and not test_mode and not may_send:
         return SenderNotAllowed(outgoing.sender_domain)
-    message = OutboundMessage(
+    message = Accepted(
         id=submission.message_id,
         resource_id=submission.account_id,
-        created_at=now,
-        source=outgoing.source,
         sender=outgoing.sender,
-        sender_domain=outgoing.sender_domain,
         to=list(outgoing.to),
         cc=list(outgoing.cc),
         subject=outgoing.subject,
-        message_id_header=outgoing.message_id_header,
         tags=list(outgoing.tags),
         priority=outgoing.priority,
         test_mode=test_mode,
-        size=len(outgoing.raw),
-        raw=outgoing.raw,
     )
     states: list[str] = []
     replies: list[str | None] = []

@@ -25,7 +25,13 @@ from provider.outbound.request import read_request
 from provider.plans import plan_named
 from provider.services import accept_batcher
 from provider.services.accept_batcher import AcceptBatcher
-from provider.services.sending import SendingPolicy, Submission, accept_many, commit_each_statement
+from provider.services.sending import (
+    Accepted,
+    SendingPolicy,
+    Submission,
+    accept_many,
+    commit_each_statement,
+)
 from provider.services.usage import month_start
 from provider.settings import Settings
 
@@ -72,7 +78,7 @@ def test_each_message_of_a_batch_is_stored_with_its_own_recipients_and_fields(
 ) -> None:
     batch = [_submission(account, n) for n in range(5)]
     results = _accept(settings, batch)
-    assert [r.id for r in results if isinstance(r, OutboundMessage)] == [s.message_id for s in batch]
+    assert [r.id for r in results if isinstance(r, Accepted)] == [s.message_id for s in batch]
     stored = _stored(db_session)
     assert stored == {s.message_id: [(f"buyer{n}@example.com", QUEUED)] for n, s in enumerate(batch)}
     for n, submission in enumerate(batch):
@@ -93,7 +99,7 @@ def test_a_refused_message_leaves_the_rest_of_its_batch_stored(
         _submission(closed, 2), _submission(account, 3),
     )
     results = _accept(settings, [good, foreign, gone, also_good])
-    assert isinstance(results[0], OutboundMessage) and isinstance(results[3], OutboundMessage)
+    assert isinstance(results[0], Accepted) and isinstance(results[3], Accepted)
     assert isinstance(results[1], SenderNotAllowed) and isinstance(results[2], AccountClosed)
     assert set(_stored(db_session)) == {good.message_id, also_good.message_id}
     assert _counted(db_session, account) == 2  # the refused one was counted with the batch, then given back
@@ -143,7 +149,7 @@ def test_a_batch_beyond_the_monthly_count_stores_what_fits_and_refuses_the_rest(
     db_session.commit()
     batch = [_submission(account, n) for n in range(4)]
     results = _accept(settings, batch)
-    assert [type(r) for r in results] == [OutboundMessage, OutboundMessage,
+    assert [type(r) for r in results] == [Accepted, Accepted,
                                           OutboundQuotaExceeded, OutboundQuotaExceeded]
     assert set(_stored(db_session)) == {batch[0].message_id, batch[1].message_id}
     db_session.expire_all()
@@ -167,7 +173,7 @@ def test_a_message_whose_rows_postgresql_refuses_is_refused_alone(
     first, second = _submission(account, 0), _submission(account, 1)
     duplicate = Submission(account.resource_id, _outgoing(2)[0], first.message_id)  # same id as `first`
     results = _accept(settings, [first, duplicate, second])
-    assert isinstance(results[0], OutboundMessage) and isinstance(results[2], OutboundMessage)
+    assert isinstance(results[0], Accepted) and isinstance(results[2], Accepted)
     assert isinstance(results[1], IntegrityError)
     assert set(_stored(db_session)) == {first.message_id, second.message_id}
 
@@ -212,6 +218,37 @@ def test_messages_arriving_while_a_batch_is_stored_are_stored_together_in_the_ne
     assert set(_stored(db_session)) == {message.id for message in messages}
 
 
+def test_a_batch_after_a_batch_of_several_waits_for_the_messages_arriving_within_its_linger(
+    account: Account, db_session: Session, settings: Settings, held: _HeldSessions,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(accept_batcher, "THREADS", 1)
+    monkeypatch.setattr(accept_batcher, "LINGER_SECONDS", 0.5)
+    batcher = AcceptBatcher(held, VERIFY, lambda session, message: None)
+    first = batcher.submit(_submission(account, 0))
+    assert held.first_open.wait(10)
+    several = [batcher.submit(_submission(account, n)) for n in (1, 2)]
+    held.release.set()
+    for future in [first, *several]:
+        future.result(10)
+    assert held.opened == 2  # a batch of one, then one of two (after a batch of one: no waiting)
+    lingering = batcher.submit(_submission(account, 3))
+    time.sleep(0.1)  # well inside the linger of the batch that follows a batch of two
+    late = batcher.submit(_submission(account, 4))
+    assert {lingering.result(10).id, late.result(10).id} <= set(_stored(db_session))
+    assert held.opened == 3  # both in one batch
+
+
+def test_a_message_that_follows_a_batch_of_one_goes_without_waiting(
+    account: Account, db_session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(accept_batcher, "LINGER_SECONDS", 60.0)
+    batcher = AcceptBatcher(session_factory(settings.database_url), VERIFY, lambda session, message: None)
+    first = batcher.submit(_submission(account, 0)).result(10)
+    second = batcher.submit(_submission(account, 1)).result(10)  # would wait 60 s if it lingered
+    assert set(_stored(db_session)) == {first.id, second.id}
+
+
 def test_with_two_threads_a_second_batch_runs_beside_one_that_waits(
     account: Account, db_session: Session, settings: Settings, held: _HeldSessions,
     monkeypatch: pytest.MonkeyPatch,
@@ -242,7 +279,7 @@ def test_when_postgresql_cannot_be_reached_every_future_of_the_batch_gets_the_er
 ) -> None:
     unreachable = session_factory("postgresql://nobody@127.0.0.1:1/none")
     batcher = AcceptBatcher(unreachable, VERIFY, lambda session, message: None)
-    futures: list[Future[OutboundMessage]] = [batcher.submit(_submission(account, n)) for n in range(3)]
+    futures: list[Future[Accepted]] = [batcher.submit(_submission(account, n)) for n in range(3)]
     for future in futures:
         error = future.exception(30)
         assert error is not None and "127.0.0.1" in str(error)
