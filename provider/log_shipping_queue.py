@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TypeVar
 
@@ -63,6 +66,84 @@ def request_shipping(redis_url: str, *resource_ids: str) -> bool:
     except RedisError:
         log.warning("could not request app log shipping for %d resources", len(ids), exc_info=True)
         return False
+
+
+GATHER_SECONDS = 0.05
+"""How long an ask waits for more ids before it goes: under load, the provisions of those 50 ms
+share one round trip (a line's shipping waits that much longer)."""
+
+
+class BackgroundAsks:
+    """`request_shipping` off the committing caller's path: the ids given while an ask is on its
+    way to Redis, or within `GATHER_SECONDS` of the first, go together in one ask, made by a thread
+    of this object's own (a greenlet under the web's gevent workers), started by the first id and
+    ended when none is left.
+
+    For the web: there the ask's round trip made every provision wait its turn in gevent's hub and
+    cost it about 0.2 ms of CPU, a sixth of the request (bench/provision.py at 20 clients: 0.30 of
+    ping's rate with the ask in the request, 0.35 without). Nothing is lost by it: the lines are in
+    PostgreSQL before their ids get here, and an ask that dies with its process (or fails) is the
+    sweep's, which asks again for lines unshipped after `LOG_LINE_STALE_AFTER`.
+    """
+
+    def __init__(self, ask: Callable[[list[str]], object], *, gather: float = GATHER_SECONDS) -> None:
+        self._ask = ask
+        self._gather = gather
+        self._lock = threading.Lock()
+        self._pending: set[str] = set()
+        self._running = False
+        self._pid = os.getpid()
+
+    def add(self, resource_ids: Iterable[str]) -> None:
+        """Have the resources asked for; returns at once, never raises."""
+        with self._lock:
+            if self._pid != os.getpid():  # forked: the parent's thread is not here
+                self._pid, self._running = os.getpid(), False
+                self._pending.clear()
+            self._pending.update(resource_ids)
+            if self._running or not self._pending:
+                return
+            self._running = True
+        threading.Thread(target=self._run, name="log-shipping-asks", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self._gather)
+            with self._lock:
+                if not self._pending:
+                    self._running = False
+                    return
+                ids = sorted(self._pending)
+                self._pending.clear()
+            try:
+                self._ask(ids)
+            except Exception:  # the thread must go on for the next ids; the sweep covers these
+                log.exception("asking for app log shipping of %d resources failed", len(ids))
+
+
+_background: dict[str, BackgroundAsks] | None = None
+_background_lock = threading.Lock()
+
+
+def ask_in_background() -> None:
+    """Have this process's after-commit asks go through `BackgroundAsks` (the web's gevent
+    workers call this as they start; other processes ask in the committing call)."""
+    global _background
+    with _background_lock:
+        if _background is None:
+            _background = {}
+
+
+def shipping_asker(redis_url: str) -> Callable[[list[str]], object]:
+    """How this process asks for the shipping of committed lines: `request_shipping` in the
+    committing call, or through its `BackgroundAsks` (see `ask_in_background`)."""
+    if _background is None:
+        return lambda ids: request_shipping(redis_url, *ids)
+    with _background_lock:
+        asks = _background.get(redis_url)
+        if asks is None:
+            asks = _background[redis_url] = BackgroundAsks(lambda ids: request_shipping(redis_url, *ids))
+    return asks.add
 
 
 async def request_shipping_async(

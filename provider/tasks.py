@@ -82,10 +82,9 @@ class RqJobQueue:
             raise QueueUnavailable(str(exc)) from exc
 
     def ship_logs_after_commit(self, session: Session, resource_id: str) -> None:
-        from .log_shipping_queue import request_shipping  # it enqueues through this module
+        from .log_shipping_queue import shipping_asker  # it enqueues through this module
 
-        redis_url = self.redis_url
-        on_commit(session, f"applog:{redis_url}", lambda ids: request_shipping(redis_url, *ids), resource_id)
+        on_commit(session, f"applog:{self.redis_url}", shipping_asker(self.redis_url), resource_id)
 
 
 def enqueue_once(redis_url: str, mark: str, ttl: timedelta, job: Job, *, value: str = "1") -> bool:

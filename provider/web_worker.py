@@ -6,7 +6,8 @@ answering everyone else. The app's own errors are JSON (provider/views/errors.py
 gunicorn answers before the app sees a request (a request line over its limit: 414, headers over
 theirs: 431, a malformed request: 400) would be HTML pages. Gunicorn has no hook for those pages:
 every one is written by `gunicorn.util.write_error`, so this worker installs a writer of
-`{"message": ...}` in its place, in the worker process only.
+`{"message": ...}` in its place, in the worker process only. It also has app log shipping asked
+for off the requests (`log_shipping_queue.ask_in_background`).
 """
 
 from __future__ import annotations
@@ -58,3 +59,11 @@ class Worker(GeventWorker):
     def init_process(self) -> None:
         util.write_error = write_json_error
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        """After gevent's patching (`init_process` patches, then loads the app): a Redis round trip
+        in a request costs it a turn in the hub, so app log shipping is asked for off the requests."""
+        from . import log_shipping_queue
+
+        log_shipping_queue.ask_in_background()
+        super().load_wsgi()

@@ -23,6 +23,7 @@ import requests
 from rq import Queue
 from rq.job import Job
 
+from provider import log_shipping_queue
 from provider.settings import Settings
 from provider.tasks import DEFAULT_QUEUE, redis_connection
 from tests.conftest import REPO_ROOT
@@ -140,6 +141,28 @@ def test_clients_stalling_mid_body_leave_the_web_process_answering(
         ping = requests.get(f"http://127.0.0.1:{port}/heroku/ping", timeout=1,
                             auth=(migrated.addon_id, migrated.addon_password))
         assert ping.status_code == 200
+
+
+def test_a_provision_through_gunicorn_has_its_log_lines_asked_for_in_redis(
+    migrated: Settings, stopped_at_the_end: list[subprocess.Popen[str]]
+) -> None:
+    _, port = _serve_web(migrated, stopped_at_the_end, WEB_CONCURRENCY="1", PROVISIONING_MODE="sync")
+    resource_id = str(uuid.uuid4())
+    answer = requests.post(
+        f"http://127.0.0.1:{port}/heroku/resources", timeout=10,
+        auth=(migrated.addon_id, migrated.addon_password),
+        headers={"Content-Type": "application/vnd.heroku-addons+json; version=3"},
+        data=json.dumps({"uuid": resource_id, "plan": "starter", "region": "amazon-web-services::us-east-1",
+                         "callback_url": "http://127.0.0.1:9/addons/x",
+                         "options": {"target": "https://example.test/incoming"},
+                         "log_input_url": "http://token:t@127.0.0.1:9/logs"}),
+    )
+    assert answer.status_code == 201, answer.text  # provisioned in the request (sync mode)
+    redis = redis_connection(migrated.redis_url)
+    deadline = time.monotonic() + 10
+    while not redis.sismember(log_shipping_queue.PENDING_KEY, resource_id):
+        assert time.monotonic() < deadline, "the provision's log line was never asked for"
+        time.sleep(0.05)
 
 
 def _raw_answer(port: int, request: bytes) -> tuple[str, dict[str, str], bytes]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import threading
+import time
 from pathlib import Path
 
 from rq import Queue
@@ -136,6 +138,62 @@ def test_redis_being_down_never_fails_the_operation_that_logged(settings, db_ses
     applog.record(db_session, broken, RID, "cloudmailin: redis is down")
     db_session.commit()
     assert _lines(db_session) == 1
+
+
+def test_background_asks_return_at_once_and_ask_for_the_ids_given_meanwhile_together():
+    asked, first_in_flight, release = [], threading.Event(), threading.Event()
+
+    def ask(ids):
+        asked.append(ids)
+        if len(asked) == 1:
+            first_in_flight.set()
+            assert release.wait(10)
+
+    asks = log_shipping_queue.BackgroundAsks(ask)
+    asks.add(["a"])
+    assert first_in_flight.wait(10)
+    asks.add(["c", "b"])  # returns while the first ask is still on its way
+    asks.add(["b"])
+    assert asked == [["a"]]
+    release.set()
+    _wait_for(lambda: len(asked) == 2)
+    assert asked == [["a"], ["b", "c"]]
+
+
+def test_a_failed_background_ask_leaves_the_next_ids_asked_for():
+    asked = []
+
+    def ask(ids):
+        asked.append(ids)
+        if len(asked) == 1:
+            raise RuntimeError("Redis said no")
+
+    asks = log_shipping_queue.BackgroundAsks(ask)
+    asks.add(["a"])
+    _wait_for(lambda: len(asked) == 1)
+    _wait_for(lambda: not asks._running)  # the failed ask's thread has ended
+    asks.add(["b"])
+    _wait_for(lambda: len(asked) == 2)
+    assert asked == [["a"], ["b"]]
+
+
+def test_in_the_background_mode_a_committed_line_is_asked_for_after_the_commit(
+    settings, db_session, monkeypatch
+):
+    monkeypatch.setattr(log_shipping_queue, "_background", {})  # what the web's gevent workers choose
+    _resource(db_session, settings)
+    applog.record(db_session, settings, RID, "cloudmailin: asked off the request")
+    assert _jobs(settings) == []
+    db_session.commit()
+    _wait_for(lambda: _jobs(settings) == [DISPATCH])
+    assert dispatch(settings) == "1 resources asked, 1 shipping jobs enqueued"
+
+
+def _wait_for(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not within 10 s"
+        time.sleep(0.01)
 
 
 def test_a_new_job_is_enqueued_once_the_previous_one_cleared_its_mark(settings, db_session):
