@@ -87,6 +87,10 @@ def from_smtp(
     raw = crlf(data)
     if len(raw) > MAX_MESSAGE_BYTES:
         raise OutboundTooBig(MAX_MESSAGE_BYTES)
+    if b"\x00" in raw:
+        # As the API refuses it in `raw`: no SMTP data may hold one without BINARYMIME (RFC 6152
+        # section 2: 8bit lines have no NUL), and none of its header values could be stored.
+        raise MessageRefused("The message may not contain NUL characters")
     refuse_blocked_attachments(raw)
     given = head_values(raw, CLASS_HEADER, TAGS_HEADER, "From")
     priority = read_priority(next(iter(given[CLASS_HEADER]), None))

@@ -217,6 +217,19 @@ def test_a_blocked_attachment_is_refused_after_data(
     assert stored_count(db_session) == 0
 
 
+@pytest.mark.parametrize("where", [
+    "Subject: a\x00b\r\n\r\nThanks.\r\n",  # a header value: it could not be stored
+    "Subject: ok\r\n\r\nThan\x00ks.\r\n",  # the body: no SMTP data holds one without BINARYMIME
+])
+def test_a_nul_character_anywhere_is_a_permanent_refusal_and_nothing_is_stored(
+    edge: EdgeThread, account: Account, db_session: Session, where: str
+) -> None:
+    data = f"From: Shop <orders@{SENDING_DOMAIN}>\r\nTo: ann@example.com\r\n{where}".encode()
+    code, reply = submit(edge, account, ["ann@example.com"], data)
+    assert (code, reply) == (550, "5.6.0 The message may not contain NUL characters")
+    assert stored_count(db_session) == 0
+
+
 @pytest.mark.parametrize("file_name", ["report.pdf", None])
 def test_other_attachments_and_unnamed_binary_parts_are_sent(
     edge: EdgeThread, account: Account, db_session: Session, file_name: str | None
