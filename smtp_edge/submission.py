@@ -37,7 +37,7 @@ from provider.outbound.outgoing import from_smtp
 from provider.outbound.request import ADDR_SPEC
 from provider.services.accept_batcher import AcceptBatcher
 from provider.services.credentials import authenticate
-from provider.services.sending import SendingPolicy, Submission, new_message_id
+from provider.services.sending import Submission, new_message_id
 from provider.tasks import wake_delivery
 
 from .context import EdgeContext
@@ -109,13 +109,9 @@ class SubmissionHandler(BaseHandler):
     def __init__(self, context: EdgeContext, limiter: AuthLimiter | None = None) -> None:
         self.context = context
         self.limiter = limiter or AuthLimiter()
-        settings = context.settings
         # A pool of its own: the edge's DB threads must never wait for the batcher's connection.
-        self.accepting = AcceptBatcher.on_own_pool(
-            settings.database_url,
-            SendingPolicy(verify_sending_domains=settings.sending_domain_verification),
-            wake_delivery(settings.redis_url),
-        )
+        settings = context.settings
+        self.accepting = AcceptBatcher.for_settings(settings, wake_delivery(settings.redis_url))
 
     def offers_auth(self, server: SMTP) -> bool:
         return True  # aiosmtpd lists AUTH only once TLS is up (auth_require_tls)

@@ -40,6 +40,7 @@ from concurrent.futures import Future
 from sqlalchemy.orm import Session
 
 from ..db import database_unavailable, session_factory
+from ..settings import Settings
 from .sending import Accepted, SendingPolicy, Submission, Wake, accept_many, commit_each_statement
 
 log = logging.getLogger(__name__)
@@ -87,12 +88,14 @@ class AcceptBatcher:
         """The size of the last batch taken: whether the next one lingers."""
 
     @classmethod
-    def on_own_pool(cls, database_url: str, policy: SendingPolicy, wake: Wake) -> AcceptBatcher:
-        """A batcher whose sessions come from a pool of `THREADS` connections of its own, emptied
+    def for_settings(cls, settings: Settings, wake: Wake) -> AcceptBatcher:
+        """The process's batcher (the API's and submission's alike): the sending policy the
+        settings choose, and sessions from a pool of `THREADS` connections of its own, emptied
         when PostgreSQL was found out of reach: a batch fails in its first statement, which goes
         to the side pool (`sending_store.read_and_count`), before it uses its pooled connection,
         which would then outlive a restart and fail the first batch after it."""
-        sessions = session_factory(database_url, pool_size=THREADS)
+        sessions = session_factory(settings.database_url, pool_size=THREADS)
+        policy = SendingPolicy(verify_sending_domains=settings.sending_domain_verification)
         return cls(sessions, policy, wake, after_outage=sessions.kw["bind"].dispose)
 
     def submit(self, submission: Submission) -> Future[Accepted]:

@@ -20,7 +20,7 @@ from ..outbound.request import read_request
 from ..services.accept_batcher import AcceptBatcher
 from ..services.credentials import CredentialCache
 from ..services.outbound_history import find_message, message_status, read_messages
-from ..services.sending import AccountRef, SendingPolicy, Submission, new_message_id
+from ..services.sending import AccountRef, Submission, new_message_id
 from ..settings import Settings
 from ..tasks import wake_delivery
 from .api import ApiError, authenticated, bearer_key, bp, page_response
@@ -82,11 +82,7 @@ def init_app(app: Flask) -> None:
     """The app's `AcceptBatcher` (its thread starts with the first message), on a pool of its own:
     a request waits for its message while holding whatever connection of the web pool it has."""
     settings: Settings = app.extensions["cloudmailin_settings"]
-    app.extensions[_BATCHER] = AcceptBatcher.on_own_pool(
-        settings.database_url,
-        SendingPolicy(verify_sending_domains=settings.sending_domain_verification),
-        wake_delivery(settings.redis_url),
-    )
+    app.extensions[_BATCHER] = AcceptBatcher.for_settings(settings, wake_delivery(settings.redis_url))
 
 
 @bp.get("/<username>/messages")
