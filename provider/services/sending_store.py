@@ -4,6 +4,15 @@
 (`accept_many`), so the round trips and the synchronous commit of a busy process are shared by
 the messages accepted together instead of paid by each (a group commit, as PostgreSQL's own WAL
 writer does for concurrent commits).
+
+The statements are in psycopg's own placeholders (`%(name)b`, PostgreSQL's binary format), run
+through `exec_driver_sql` without SQLAlchemy's compilation, and a batch travels in a few
+parameters: its rows as one JSON document (`jsonb_to_recordset` unpacks it), the messages' bytes
+as one `bytea[]`. One array parameter per column (two dozen) cost each batch psycopg's choosing of
+a dumper per list (0.2 to 0.4 ms of the web's CPU whatever the batch's size), and in text format
+(SQLAlchemy's `text()` binds) each message's bytes went as a hex literal inside an array literal:
+escaped, quoted, then decoded by PostgreSQL. Measured with bench/outbound.py, the two together
+were about a fifth of the web's and PostgreSQL's CPU per accepted message.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, TextClause, text
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -33,23 +42,7 @@ _ACTIVE = str(Resource.active.compile(compile_kwargs={"literal_binds": True}))
 """`Resource.active` as SQL, so the statement below holds no second spelling of it."""
 
 
-@dataclass(frozen=True)
-class _Batch:
-    """A statement in psycopg's own placeholders (`%(name)b`), run through `exec_driver_sql`
-    without SQLAlchemy's compilation, whose batch travels in a few parameters: its rows as one
-    JSON document (`jsonb_to_recordset` unpacks it), the messages' bytes as one `bytea[]`, all
-    in PostgreSQL's binary format.
-
-    One array parameter per column (two dozen) cost each batch psycopg's choosing of a dumper per
-    list (0.2 to 0.4 ms of the web's CPU whatever the batch's size), and in text format (SQLAlchemy's
-    `text()` binds) each message's bytes went as a hex literal inside an array literal: escaped,
-    quoted, then decoded by PostgreSQL. Measured with bench/outbound.py, the two together were about
-    a fifth of the web's and PostgreSQL's CPU per accepted message."""
-
-    sql: str
-
-
-STORE = _Batch("""
+STORE = """
 WITH message AS (
     INSERT INTO outbound_messages (id, resource_id, created_at, source, sender, sender_domain, "to", cc,
         subject, message_id_header, tags, priority, test_mode, size, raw)
@@ -73,7 +66,7 @@ WITH message AS (
 )
 INSERT INTO outbound_events (recipient_id, at, state, reply, mx, webhook_pending)
 SELECT id, %(now)b, state, last_reply, NULL, state = 'suppressed' FROM recipients ORDER BY id
-""")
+"""
 """A batch of messages, a row per recipient and each one's first event in one statement: one
 round trip and one wait however many messages (psycopg's `executemany` of a statement per message
 waited once per message, and under the web's gevent each wait sent the batch to the back of the
@@ -104,7 +97,7 @@ class StoredRow:
     replies: list[str | None]
 
 
-_READ_AND_COUNT = _Batch(f"""
+_READ_AND_COUNT = f"""
 WITH asked AS (
     SELECT * FROM jsonb_to_recordset(CAST(%(accounts)b AS jsonb)) AS a(resource_id text, count integer)
 ), plans AS (
@@ -130,7 +123,7 @@ WITH asked AS (
     RETURNING resource_id
 )
 SELECT id, plan, active, suppressed, verified, id IN (SELECT resource_id FROM counted) FROM account
-""")  # noqa: S608 - the one interpolation is `_ACTIVE`, the model's own SQL, fixed at import
+"""  # noqa: S608 - the one interpolation is `_ACTIVE`, the model's own SQL, fixed at import
 """What accepting needs of each account of a batch, read fresh, and the batch's count taken from
 each account's month, in one round trip on the side pool (see `take_from_quota` for why there).
 
@@ -178,9 +171,9 @@ def read_and_count(
     }
 
 
-_GIVE_BACK = text(
-    "UPDATE usage SET outbound = greatest(outbound - :count, 0) "
-    "WHERE resource_id = :resource_id AND period = :period"
+_GIVE_BACK = (
+    "UPDATE usage SET outbound = greatest(outbound - %(count)b, 0) "
+    "WHERE resource_id = %(resource_id)b AND period = %(period)b"
 )
 
 
@@ -190,9 +183,7 @@ def give_back(session: Session, resource_id: str, count: int, now: datetime) -> 
         "resource_id": resource_id, "count": count, "period": month_start(now)})
 
 
-def _on_side_connection(
-    session: Session, statement: TextClause | _Batch, params: dict[str, Any]
-) -> list[Any]:
+def _on_side_connection(session: Session, statement: str, params: dict[str, Any]) -> list[Any]:
     """`statement` on a connection of the side pool beside `session`'s engine (autocommit,
     without waiting for the disk): its rows, read before the connection goes back."""
     bind = session.get_bind()
@@ -200,10 +191,7 @@ def _on_side_connection(
 
     def run() -> list[Any]:
         with engine.connect() as connection:
-            if isinstance(statement, _Batch):
-                result = connection.exec_driver_sql(statement.sql, params)
-            else:
-                result = connection.execute(statement, params)
+            result = connection.exec_driver_sql(statement, params)
             return list(result.all()) if result.returns_rows else []
 
     try:
@@ -216,10 +204,11 @@ def _on_side_connection(
         return run()
 
 
-_TAKE = text(
-    "INSERT INTO usage (resource_id, period, inbound, outbound) VALUES (:resource_id, :period, 0, :count) "
-    "ON CONFLICT (resource_id, period) DO UPDATE SET outbound = usage.outbound + :count "
-    "WHERE usage.outbound + :count <= :limit RETURNING outbound"
+_TAKE = (
+    "INSERT INTO usage (resource_id, period, inbound, outbound) "
+    "VALUES (%(resource_id)b, %(period)b, 0, %(count)b) "
+    "ON CONFLICT (resource_id, period) DO UPDATE SET outbound = usage.outbound + %(count)b "
+    "WHERE usage.outbound + %(count)b <= %(limit)b RETURNING outbound"
 )
 """Counting and checking in one statement: concurrent sends can never overshoot the plan."""
 
@@ -262,7 +251,7 @@ def store(session: Session, rows: Sequence[StoredRow], now: datetime) -> None:
          "domain": domain_of(address), "state": state, "reply": reply, "rank": row.rank, "n": n}
         for n, (row, address, state, reply) in enumerate(each, 1)
     ]
-    session.connection().exec_driver_sql(STORE.sql, {
+    session.connection().exec_driver_sql(STORE, {
         "now": now, "messages": json.dumps(messages), "recipients": json.dumps(recipients),
         "raws": [row.raw for row in rows],
     })
