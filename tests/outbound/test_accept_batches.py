@@ -203,14 +203,23 @@ def held(settings: Settings) -> Iterator[_HeldSessions]:
     held.release.set()
 
 
+def _holding_its_first_batch(
+    held: _HeldSessions, account: Account, monkeypatch: pytest.MonkeyPatch, *, threads: int = 1
+) -> tuple[AcceptBatcher, Future[Accepted]]:
+    """A batcher of `threads` threads whose first batch (one message, whose future is returned)
+    waits in its session until `held.release` is set."""
+    monkeypatch.setattr(accept_batcher, "THREADS", threads)
+    batcher = AcceptBatcher(held, VERIFY, lambda session, message: None)
+    first = batcher.submit(_submission(account, 0))
+    assert held.first_open.wait(10)
+    return batcher, first
+
+
 def test_messages_arriving_while_a_batch_is_stored_are_stored_together_in_the_next(
     account: Account, db_session: Session, settings: Settings, held: _HeldSessions,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(accept_batcher, "THREADS", 1)
-    batcher = AcceptBatcher(held, VERIFY, lambda session, message: None)
-    first = batcher.submit(_submission(account, 0))
-    assert held.first_open.wait(10)
+    batcher, first = _holding_its_first_batch(held, account, monkeypatch)
     waiting = [batcher.submit(_submission(account, n)) for n in range(1, 6)]
     held.release.set()
     messages = [future.result(10) for future in [first, *waiting]]
@@ -222,11 +231,8 @@ def test_a_batch_after_a_batch_of_several_waits_for_the_messages_arriving_within
     account: Account, db_session: Session, settings: Settings, held: _HeldSessions,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(accept_batcher, "THREADS", 1)
     monkeypatch.setattr(accept_batcher, "LINGER_SECONDS", 0.5)
-    batcher = AcceptBatcher(held, VERIFY, lambda session, message: None)
-    first = batcher.submit(_submission(account, 0))
-    assert held.first_open.wait(10)
+    batcher, first = _holding_its_first_batch(held, account, monkeypatch)
     several = [batcher.submit(_submission(account, n)) for n in (1, 2)]
     held.release.set()
     for future in [first, *several]:
@@ -253,10 +259,7 @@ def test_with_two_threads_a_second_batch_runs_beside_one_that_waits(
     account: Account, db_session: Session, settings: Settings, held: _HeldSessions,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(accept_batcher, "THREADS", 2)
-    batcher = AcceptBatcher(held, VERIFY, lambda session, message: None)
-    blocked = batcher.submit(_submission(account, 0))
-    assert held.first_open.wait(10)
+    batcher, blocked = _holding_its_first_batch(held, account, monkeypatch, threads=2)
     beside = batcher.submit(_submission(account, 1)).result(10)  # while the first batch is held
     assert not blocked.done()
     held.release.set()
