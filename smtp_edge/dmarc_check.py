@@ -41,6 +41,11 @@ def _psl() -> PublicSuffixList:
     return PublicSuffixList()  # the bundled list; about 70 ms, once per process
 
 
+def load_public_suffixes() -> None:
+    """Parse the list now (at the edge's start) rather than in the first message's transaction."""
+    _psl()
+
+
 @functools.lru_cache(maxsize=4096)
 def organizational_domain(domain: str) -> str:
     """RFC 7489 section 3.2: the domain one label below its public suffix (itself when it is a

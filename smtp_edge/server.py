@@ -20,7 +20,7 @@ from typing import Any
 from provider.settings import Settings, get_settings
 
 from .context import EdgeContext
-from .dmarc_check import organizational_domain
+from .dmarc_check import load_public_suffixes
 from .malloc_tuning import fix_mmap_threshold
 from .mx import MxHandler
 from .protocol import EdgeSMTP, MxSMTP
@@ -161,9 +161,7 @@ def main() -> None:
     settings = get_settings()
     logging.basicConfig(level=settings.log_level)
     fix_mmap_threshold()  # large messages cost their size, not more (smtp_edge/malloc_tuning.py)
-    # The public suffix list DMARC needs (about 70 ms to parse), now rather than in the SMTP
-    # transaction of the first message after a start.
-    organizational_domain("example.com")
+    load_public_suffixes()  # DMARC's, about 70 ms
     if settings.log_level != "DEBUG":
         # aiosmtpd logs every command at INFO, addresses included; keep its warnings only.
         logging.getLogger("mail.log").setLevel(logging.WARNING)

@@ -123,10 +123,12 @@ def bare_address(value: str) -> str:
     return _parsed_address(value)
 
 
-# The other shapes ("Shop <orders@shop.example>") through the email package, remembered: an
-# app sends from a handful of From values, each parsed twice per message otherwise. Only short
-# ones, so that what is remembered stays small whatever clients send.
 _REMEMBERED_LENGTH = 320
+"""The other shapes ("Shop <orders@shop.example>") go through the email package, remembered: an
+app sends from a handful of From values, each parsed twice per message otherwise. Only short
+ones, so that what is remembered stays small whatever clients send."""
+
+
 @lru_cache(maxsize=1024)
 def _parsed_pairs(value: str) -> tuple[tuple[str, str], ...]:
     return tuple(getaddresses([value]))
